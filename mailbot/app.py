@@ -1,0 +1,230 @@
+"""The application object: built once from settings, owns every service, no globals.
+
+``Application.run`` is the daemon: listener, worker and sender in one asyncio loop,
+database work on threads.  ``Application.drain`` runs worker and sender until
+nothing is left, for tests and one-shot commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+from mailbot.config import Settings
+from mailbot.intake.smtp import IntakeHandler, SmtpListener
+from mailbot.outbound.acknowledge import AckComposer, AckSettings
+from mailbot.outbound.render import Renderer
+from mailbot.outbound.sender import RetryPolicy, Sender
+from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
+from mailbot.pipeline.decide import Policy
+from mailbot.pipeline.threading_rules import reference_pattern
+from mailbot.store.db import Store, utcnow
+from mailbot.store.repo import enqueue
+from mailbot.worker import Worker
+
+SHUTDOWN_GRACE = 30.0
+
+
+def build_transports(settings: Settings) -> dict[str, Callable[[], Transport]]:
+    out = settings.outbound
+    if out.transport == "maildir":
+        path = settings.resolve_path(out.maildir)
+        return {"mail": partial(MaildirTransport, path)}
+    return {
+        "mail": partial(
+            SmtpTransport,
+            out.host,
+            out.port,
+            tls=out.tls,
+            verify_certificates=out.verify_certificates,
+            username=out.username,
+            password=out.password(),
+            timeout=out.timeout,
+        )
+    }
+
+
+class Application:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        store: Store | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.log = log or logging.getLogger("mailbot")
+        self.store = store or Store.open(
+            settings.database_url(), busy_timeout=settings.database.busy_timeout
+        )
+        self.renderer = Renderer(settings.resolve_path(settings.acknowledgement.templates))
+        self.renderer.check()
+        policy_cfg = settings.policy
+        self.ack = AckComposer(
+            self.renderer,
+            AckSettings(
+                prefix=settings.mailbot.ticket_prefix,
+                from_address=settings.outbound.from_address,
+                from_name="Support",
+                support_address=settings.mailbot.support_address,
+                support_hours=policy_cfg.support_hours,
+                initial_response={k: v.initial_response for k, v in policy_cfg.targets.items()},
+                status_updates={k: v.status_updates for k, v in policy_cfg.targets.items()},
+            ),
+        )
+        own = settings.mailbot.own_addresses | {settings.outbound.from_address}
+        self.policy = Policy(
+            own_addresses=frozenset(own),
+            reference=reference_pattern(settings.mailbot.ticket_prefix),
+            acknowledge=settings.acknowledgement.enabled,
+            acknowledge_replies=settings.acknowledgement.acknowledge_replies,
+            max_acks_per_sender_per_hour=settings.acknowledgement.max_per_sender_per_hour,
+        )
+        self.worker = Worker(
+            store=self.store,
+            policy=self.policy,
+            prefix=settings.mailbot.ticket_prefix,
+            build_ack=self.ack,
+            clock=clock,
+            batch_size=settings.worker.batch_size,
+            lease_seconds=settings.worker.lease_seconds,
+        )
+        out = settings.outbound
+        self.sender = Sender(
+            store=self.store,
+            transports=build_transports(settings),
+            clock=clock,
+            retry=RetryPolicy(out.max_attempts, out.retry_initial, out.retry_max),
+        )
+        self.listener: SmtpListener | None = None
+        self._inbound_ready = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------ storing raw mail
+
+    def store_raw_sync(
+        self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes, send_ack: bool = True
+    ) -> int:
+        with self.store.transaction() as session:
+            return enqueue(
+                session,
+                source=source,
+                raw=raw,
+                now=self.clock(),
+                mail_from=mail_from,
+                rcpt_to=rcpt_to,
+                send_ack=send_ack,
+            )
+
+    async def store_raw(self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
+        inbound_id = await asyncio.to_thread(self.store_raw_sync, source, mail_from, rcpt_to, raw)
+        self._inbound_ready.set()
+        return inbound_id
+
+    # ------------------------------------------------------------ one-shot processing
+
+    def drain(self, max_rounds: int = 10_000) -> None:
+        """Process the inbound queue and send due outbox rows until both are idle."""
+        for _ in range(max_rounds):
+            processed = self.worker.process_batch()
+            sent = self.sender.send_due()
+            if not processed and not sent:
+                return
+
+    # ------------------------------------------------------------ the daemon
+
+    async def start_listener(self) -> None:
+        cfg = self.settings.intake.smtp
+        if not cfg.enabled:
+            return
+        handler = IntakeHandler(
+            accepted=self.settings.mailbot.own_addresses,
+            protocol=cfg.protocol,
+            store_raw=self.store_raw,
+        )
+        self.listener = SmtpListener(
+            handler,
+            host=cfg.host,
+            port=cfg.port,
+            protocol=cfg.protocol,
+            max_message_size=cfg.max_message_size,
+            hostname=cfg.hostname,
+        )
+        await self.listener.start()
+        self.log.info(
+            "listening for %s on %s:%d", cfg.protocol.upper(), cfg.host, self.listener.port
+        )
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout=timeout)
+        event.clear()
+
+    async def _worker_loop(self) -> None:
+        interval = self.settings.worker.poll_interval
+        while not self._stopping.is_set():
+            try:
+                outcomes = await asyncio.to_thread(self.worker.process_batch)
+            except Exception as exc:  # database down: keep the loop alive, try again
+                self.log.error("worker: %s: %s", exc.__class__.__name__, exc)
+                outcomes = []
+                await asyncio.sleep(interval)
+            if outcomes:
+                self._outbox_ready.set()
+            else:
+                await self._wait(self._inbound_ready, interval)
+
+    async def _sender_loop(self) -> None:
+        interval = self.settings.outbound.poll_interval
+        while not self._stopping.is_set():
+            try:
+                attempted = await asyncio.to_thread(self.sender.send_due)
+            except Exception as exc:
+                self.log.error("sender: %s: %s", exc.__class__.__name__, exc)
+                attempted = 0
+                await asyncio.sleep(interval)
+            if not attempted:
+                await self._wait(self._outbox_ready, interval)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._inbound_ready.set()
+        self._outbox_ready.set()
+
+    def reload(self) -> None:
+        self.renderer.reload()
+        self.log.info("templates reloaded")
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Run until ``request_stop`` (or SIGTERM/SIGINT); then finish in-flight work."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start_listener()
+        tasks = [
+            asyncio.create_task(self._worker_loop(), name="worker"),
+            asyncio.create_task(self._sender_loop(), name="sender"),
+        ]
+        if ready is not None:
+            ready()
+        self.log.info("mailbot running")
+        await self._stopping.wait()
+        self.log.info("stopping: no new connections; finishing in-flight messages")
+        if self.listener is not None:
+            await self.listener.stop(SHUTDOWN_GRACE)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
+        except TimeoutError:
+            self.log.warning("shutdown: work left in the queue for the next start")
+        self.store.dispose()
+        self.log.info("stopped")

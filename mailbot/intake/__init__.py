@@ -1,0 +1,1 @@
+"""Intake adapters: they store raw mail and answer; nothing more."""

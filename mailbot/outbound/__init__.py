@@ -1,0 +1,1 @@
+"""Everything that leaves: rendering, composing, and the outbox sender."""

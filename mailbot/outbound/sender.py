@@ -1,0 +1,153 @@
+"""The outbox sender: the one component that delivers anything.
+
+Rows are leased (``claimed_until``) so that a crashed sender's work is taken over
+after the lease; a crash between delivery and the ``sent`` mark resends the same
+bytes with the same Message-ID, never a different message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mailbot.outbound.transports import PermanentDelivery, TransientDelivery, Transport
+from mailbot.store.db import Store
+from mailbot.store.models import OutboxMessage
+from mailbot.store.repo import claim_outbox, mark_outbox
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 15
+    initial: float = 30.0
+    maximum: float = 3600.0
+
+    def delay(self, attempts: int) -> float:
+        return min(self.maximum, self.initial * 2 ** max(0, attempts - 1))
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        transports: Mapping[str, Callable[[], Transport]],
+        clock: Callable[[], datetime],
+        retry: RetryPolicy,
+        batch_size: int = 50,
+        lease_seconds: float = 120.0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.transports = transports
+        self.clock = clock
+        self.retry = retry
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.log = log or logging.getLogger("mailbot.sender")
+
+    def send_due(self) -> int:
+        """Deliver what is due now; returns how many rows were attempted."""
+        with self.store.transaction() as session:
+            rows = claim_outbox(session, self.clock(), self.lease_seconds, self.batch_size)
+            for row in rows:
+                session.expunge(row)
+        if not rows:
+            return 0
+        open_transports: dict[str, Transport] = {}
+        try:
+            for row in rows:
+                self._deliver(row, open_transports)
+        finally:
+            for transport in open_transports.values():
+                transport.close()
+        return len(rows)
+
+    def _deliver(self, row: OutboxMessage, open_transports: dict[str, Transport]) -> None:
+        assert row.id is not None
+        attempts = row.attempts + 1
+        try:
+            factory = self.transports.get(row.channel)
+            if factory is None:
+                raise PermanentDelivery(f"no transport configured for channel {row.channel!r}")
+            if row.channel not in open_transports:
+                open_transports[row.channel] = factory()
+            recipients = [r for r in row.recipients.split(",") if r]
+            open_transports[row.channel].send(row.envelope_from, recipients, row.payload)
+        except TransientDelivery as exc:
+            self._failed_attempt(row, attempts, str(exc))
+            return
+        except PermanentDelivery as exc:
+            self._give_up(row, attempts, str(exc))
+            return
+        except Exception as exc:  # a bug in a transport must not kill the sender loop
+            self.log.exception("outbox %s: unexpected error", row.id)
+            self._failed_attempt(row, attempts, f"{exc.__class__.__name__}: {exc}")
+            return
+        with self.store.transaction() as session:
+            mark_outbox(
+                session,
+                row.id,
+                status="sent",
+                attempts=attempts,
+                sent_at=self.clock(),
+                claimed_until=None,
+                last_error=None,
+            )
+        self.log.info(
+            "outbox %s %s <%s> delivered to %s",
+            row.id,
+            row.kind,
+            row.message_id,
+            row.recipients,
+            extra={"message_id": row.message_id},
+        )
+
+    def _failed_attempt(self, row: OutboxMessage, attempts: int, error: str) -> None:
+        assert row.id is not None
+        if attempts >= self.retry.max_attempts:
+            self._give_up(row, attempts, f"gave up after {attempts} attempts: {error}")
+            return
+        delay = self.retry.delay(attempts)
+        with self.store.transaction() as session:
+            mark_outbox(
+                session,
+                row.id,
+                attempts=attempts,
+                last_error=error[:2000],
+                next_attempt_at=self.clock() + timedelta(seconds=delay),
+                claimed_until=None,
+            )
+        self.log.warning(
+            "outbox %s %s <%s>: %s; retry %d in %.0fs",
+            row.id,
+            row.kind,
+            row.message_id,
+            error,
+            attempts,
+            delay,
+            extra={"message_id": row.message_id},
+        )
+
+    def _give_up(self, row: OutboxMessage, attempts: int, error: str) -> None:
+        assert row.id is not None
+        with self.store.transaction() as session:
+            mark_outbox(
+                session,
+                row.id,
+                status="failed",
+                attempts=attempts,
+                last_error=error[:2000],
+                claimed_until=None,
+            )
+        self.log.error(
+            "outbox %s %s <%s> to %s failed: %s",
+            row.id,
+            row.kind,
+            row.message_id,
+            row.recipients,
+            error,
+            extra={"message_id": row.message_id},
+        )

@@ -1,0 +1,129 @@
+"""Ways a composed message leaves: an SMTP relay, or a maildir folder for development.
+
+A transport raises ``TransientDelivery`` (4xx, timeouts, refused connections: try
+again later) or ``PermanentDelivery`` (5xx: give up and record it).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import ssl
+from pathlib import Path
+from typing import Protocol
+
+
+class TransientDelivery(Exception):
+    pass
+
+
+class PermanentDelivery(Exception):
+    pass
+
+
+class Transport(Protocol):
+    def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MaildirTransport:
+    """Writes each message as a file into a maildir (``new/``); atomic by design."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None:
+        try:
+            mailbox.Maildir(str(self.path), create=True).add(payload)
+        except OSError as exc:
+            raise TransientDelivery(f"maildir {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+class SmtpTransport:
+    """An SMTP relay client that keeps one connection open across a batch."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: str = "none",
+        verify_certificates: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.verify = verify_certificates
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.tls == "implicit":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                timeout=self.timeout,
+                context=self._tls_context(),
+                local_hostname=self.local_hostname,
+            )
+        else:
+            conn = smtplib.SMTP(
+                self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
+            )
+        conn.ehlo()
+        if self.tls == "starttls":
+            conn.starttls(context=self._tls_context())
+            conn.ehlo()
+        if self.username:
+            conn.login(self.username, self.password or "")
+        return conn
+
+    def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            refused = self._conn.sendmail(envelope_from, recipients, payload)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.close()
+            codes = [code for code, _ in exc.recipients.values()]
+            error = f"recipients refused: {exc.recipients}"
+            if all(500 <= c < 600 for c in codes):
+                raise PermanentDelivery(error) from exc
+            raise TransientDelivery(error) from exc
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            error = f"{exc.smtp_code} {exc.smtp_error!r}"
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentDelivery(error) from exc
+            raise TransientDelivery(error) from exc
+        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            self.close()
+            raise TransientDelivery(f"{exc.__class__.__name__}: {exc}") from exc
+        if refused:
+            raise TransientDelivery(f"some recipients refused: {refused}")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.quit()
+            except (smtplib.SMTPException, OSError):
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,1 @@
+"""The pure decision core: data in, data out, no I/O."""

@@ -1,0 +1,101 @@
+"""``decide``: one parsed message + a lookup → one Decision.  No I/O of its own."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailbot.message import InboundMail
+from mailbot.pipeline.automatic import automatic_reason
+from mailbot.pipeline.severity import Severity, severity_tag, ticket_title
+from mailbot.pipeline.threading_rules import TicketLookup, TicketView, match_ticket
+
+ACK_WINDOW_SECONDS = 3600.0
+CLOSED_STATUSES = frozenset({"resolved", "closed"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The configuration the decision core depends on, as plain values."""
+
+    own_addresses: frozenset[str]
+    reference: re.Pattern[str]
+    acknowledge: bool = True
+    acknowledge_replies: bool = False
+    max_acks_per_sender_per_hour: int = 5
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    title: str
+    severity: Severity
+    requester: str | None
+    acknowledge: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class AppendToTicket:
+    ticket: TicketView
+    matched_by: str
+    escalate_to: Severity | None
+    reopen: bool
+    acknowledge: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class IgnoreMessage:
+    reason: str
+
+
+Decision = NewTicket | AppendToTicket | IgnoreMessage
+
+
+def _ack_verdict(
+    mail: InboundMail, lookup: TicketLookup, policy: Policy, wanted: bool, why_not: str
+) -> tuple[bool, str]:
+    """Whether to acknowledge, and a short note saying why (not)."""
+    if not policy.acknowledge:
+        return False, "acknowledgements off"
+    if not wanted:
+        return False, why_not
+    robot = automatic_reason(mail, policy.own_addresses)
+    if robot is not None:
+        return False, f"automatic mail ({robot})"
+    assert mail.from_address is not None  # automatic_reason rules out a missing sender
+    sent = lookup.acks_sent_since(mail.from_address, ACK_WINDOW_SECONDS)
+    if sent >= policy.max_acks_per_sender_per_hour:
+        return False, f"per-sender limit reached ({sent} in the last hour)"
+    return True, "acknowledged"
+
+
+def decide(mail: InboundMail, lookup: TicketLookup, policy: Policy) -> Decision:
+    if lookup.is_duplicate(mail.dedup_key):
+        return IgnoreMessage(f"duplicate of an earlier message ({mail.dedup_key})")
+
+    tag = severity_tag(mail.subject)
+    match = match_ticket(mail, lookup, policy.reference)
+    if match is None:
+        ack, note = _ack_verdict(mail, lookup, policy, True, "")
+        return NewTicket(
+            title=ticket_title(mail.subject, policy.reference),
+            severity=tag or Severity.NORMAL,
+            requester=mail.from_address,
+            acknowledge=ack,
+            note=note,
+        )
+
+    ticket = match.ticket
+    escalate = tag if tag is not None and tag < ticket.severity else None
+    ack, note = _ack_verdict(
+        mail, lookup, policy, policy.acknowledge_replies, "reply (replies are not acknowledged)"
+    )
+    return AppendToTicket(
+        ticket=ticket,
+        matched_by=match.matched_by,
+        escalate_to=escalate,
+        reopen=ticket.status in CLOSED_STATUSES,
+        acknowledge=ack,
+        note=note,
+    )

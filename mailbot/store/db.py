@@ -1,0 +1,97 @@
+"""Engine and transactions.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a 250 means the bytes are on
+disk) and every transaction starts with ``BEGIN IMMEDIATE``: a read-then-write
+transaction then waits for the write lock up front instead of failing halfway
+with "database is locked" when another thread wrote in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+from mailbot.store import models  # noqa: F401  (registers the tables)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the form every timestamp in the store takes."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _ensure_sqlite_directory(url: str) -> None:
+    """Create the folder of a SQLite file so a fresh checkout starts without set-up."""
+    path = make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url: str, busy_timeout: float = 5.0) -> Engine:
+    if url.startswith("sqlite"):
+        _ensure_sqlite_directory(url)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
+        )
+        _configure_sqlite(engine, busy_timeout)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Database errors worth retrying: locked, unreachable, serialization failures."""
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+class Store:
+    """The engine plus a way to run one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, busy_timeout: float = 5.0, create: bool = True) -> Store:
+        store = cls(make_engine(url, busy_timeout))
+        if create:
+            store.create_schema()
+        return store
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,124 @@
+"""Tickets as plain data (for ``--json``) and as text for people.
+
+Everything shown to an operator passes through ``printable``: customer-controlled
+text cannot move the cursor, clear the screen or forge lines with escape sequences.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailbot.pipeline.severity import Severity
+from mailbot.pipeline.threading_rules import format_reference
+from mailbot.store.models import Attachment, Ticket, TicketEvent
+from mailbot.store.repo import thread_of
+
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: str, multiline: bool = False) -> str:
+    """Strip terminal control characters (ESC, bidi overrides); keep newlines if asked."""
+    if multiline:
+        return "\n".join(_UNPRINTABLE.sub("", line) for line in value.replace("\r", "").split("\n"))
+    return _UNPRINTABLE.sub(" ", value)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def ticket_summary(ticket: Ticket, message_count: int, prefix: str) -> dict[str, Any]:
+    return {
+        "ref": format_reference(prefix, ticket.number),
+        "subject": ticket.subject,
+        "severity": Severity(ticket.severity).label,
+        "status": ticket.status,
+        "requester": ticket.requester,
+        "created_at": iso(ticket.created_at),
+        "updated_at": iso(ticket.updated_at),
+        "message_count": message_count,
+    }
+
+
+def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
+    assert ticket.id is not None
+    entries = thread_of(session, ticket.id)
+    attachments: dict[int, list[Attachment]] = {}
+    if entries:
+        query = select(Attachment).where(col(Attachment.entry_id).in_([e.id for e in entries]))
+        for item in session.execute(query.order_by(col(Attachment.id))).scalars():
+            attachments.setdefault(item.entry_id, []).append(item)
+    events = session.execute(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(col(TicketEvent.id))
+    ).scalars()
+    detail = ticket_summary(ticket, len(entries), prefix)
+    detail["messages"] = [
+        {
+            "direction": entry.direction,
+            "kind": entry.kind,
+            "message_id": entry.message_id,
+            "from": entry.from_addr,
+            "to": entry.to_addrs,
+            "cc": entry.cc_addrs,
+            "subject": entry.subject,
+            "date": iso(entry.date or entry.created_at),
+            "received_at": iso(entry.created_at),
+            "text": entry.text,
+            "attachments": [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size,
+                    "sha256": a.sha256,
+                }
+                for a in attachments.get(entry.id or 0, [])
+            ],
+        }
+        for entry in entries
+    ]
+    detail["events"] = [{"at": iso(e.at), "kind": e.kind, "detail": e.detail} for e in events]
+    return detail
+
+
+def format_ticket_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no tickets"
+    header = f"{'REF':<12} {'SEVERITY':<10} {'STATUS':<9} {'MSGS':>4}  {'REQUESTER':<28} SUBJECT"
+    lines = [header]
+    for row in rows:
+        lines.append(
+            f"{row['ref']:<12} {row['severity']:<10} {row['status']:<9} {row['message_count']:>4}  "
+            f"{printable(row['requester'] or '-')[:28]:<28} {printable(row['subject'])[:60]}"
+        )
+    return "\n".join(lines)
+
+
+def format_ticket_thread(detail: dict[str, Any]) -> str:
+    lines = [
+        f"{detail['ref']}  {printable(detail['subject'])}",
+        f"severity {detail['severity']} · status {detail['status']} · "
+        f"requester {printable(detail['requester'] or '-')} · opened {detail['created_at']}",
+    ]
+    for event in detail["events"]:
+        lines.append(f"  * {event['at']} {event['kind']}: {printable(event['detail'])}")
+    for number, message in enumerate(detail["messages"], start=1):
+        arrow = "<<" if message["direction"] == "inbound" else ">>"
+        lines.append("")
+        lines.append(
+            f"--- #{number} {arrow} {message['direction']} {message['kind']} · {message['date']}"
+        )
+        lines.append(f"From: {printable(message['from'])}")
+        lines.append(f"To: {printable(message['to'])}")
+        lines.append(f"Subject: {printable(message['subject'])}")
+        for item in message["attachments"]:
+            lines.append(
+                f"Attachment: {printable(item['filename'])} ({item['content_type']}, "
+                f"{item['size']} bytes)"
+            )
+        lines.append("")
+        lines.append(printable(message["text"], multiline=True).rstrip())
+    return "\n".join(lines)

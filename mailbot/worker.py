@@ -1,0 +1,187 @@
+"""The processing worker: inbound queue → parse → decide → one transaction.
+
+Each stored message ends in exactly one of: ticket created, appended, ignored (with
+reason) or quarantined (with reason).  Transient database errors put the message back
+with a backoff; nothing else is retried automatically, so a poison message cannot spin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from mailbot.message import InboundMail, parse
+from mailbot.pipeline.decide import IgnoreMessage, Policy, decide
+from mailbot.store.apply import AckBuilder, Applied, apply_decision
+from mailbot.store.db import Store, is_transient
+from mailbot.store.models import InboundMessage
+from mailbot.store.repo import (
+    RepoLookup,
+    claim_inbound,
+    mark_quarantined,
+    release_for_retry,
+)
+
+MAX_RETRY_DELAY = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inbound_id: int
+    outcome: str  # created | appended | ignored | quarantined | retry | skipped
+    ticket_ref: str | None = None
+    detail: str = ""
+    message_id: str | None = None
+    source: str = ""
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        policy: Policy,
+        prefix: str,
+        build_ack: AckBuilder,
+        clock: Callable[[], datetime],
+        batch_size: int = 50,
+        lease_seconds: float = 300.0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.prefix = prefix
+        self.build_ack = build_ack
+        self.clock = clock
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.log = log or logging.getLogger("mailbot.worker")
+
+    def process_batch(self) -> list[Outcome]:
+        """Claim and process one batch; returns what happened to each message."""
+        with self.store.transaction() as session:
+            ids = claim_inbound(session, self.clock(), self.lease_seconds, self.batch_size)
+        return [self.process_one(inbound_id) for inbound_id in ids]
+
+    def _load(self, inbound_id: int) -> InboundMessage | None:
+        with self.store.transaction() as session:
+            row = session.get(InboundMessage, inbound_id)
+            if row is None or row.status != "pending":
+                return None
+            session.expunge(row)
+            return row
+
+    def process_one(self, inbound_id: int) -> Outcome:
+        row = self._load(inbound_id)
+        if row is None:
+            return Outcome(inbound_id, "skipped", detail="no longer pending")
+        try:
+            mail = parse(row.raw, envelope_from=row.mail_from)
+        except Exception:
+            return self._quarantine(row, "parse failed:\n" + traceback.format_exc())
+        return self._decide_and_apply(row, mail)
+
+    def _decide_and_apply(self, row: InboundMessage, mail: InboundMail) -> Outcome:
+        assert row.id is not None
+        policy = (
+            self.policy if row.send_ack else dataclasses.replace(self.policy, acknowledge=False)
+        )
+        now = self.clock()
+        try:
+            with self.store.transaction() as session:
+                current = session.get(InboundMessage, row.id)
+                if current is None or current.status != "pending":
+                    return Outcome(row.id, "skipped", detail="processed elsewhere")
+                decision = decide(mail, RepoLookup(session, now), policy)
+                applied = apply_decision(
+                    session,
+                    inbound_id=row.id,
+                    mail=mail,
+                    decision=decision,
+                    now=now,
+                    prefix=self.prefix,
+                    build_ack=self.build_ack,
+                )
+        except IntegrityError:
+            # A twin of this message was committed concurrently (another worker or daemon):
+            # the unique dedup key held, so this copy is a duplicate.
+            return self._finish_as_duplicate(row, mail)
+        except Exception as exc:
+            if is_transient(exc):
+                return self._retry_later(row, exc)
+            return self._quarantine(row, "processing failed:\n" + traceback.format_exc(), mail)
+        return self._logged(row, mail, applied)
+
+    def _logged(self, row: InboundMessage, mail: InboundMail, applied: Applied) -> Outcome:
+        assert row.id is not None
+        outcome = Outcome(
+            row.id,
+            applied.outcome,
+            applied.ticket_ref,
+            applied.detail,
+            mail.message_id,
+            row.source,
+        )
+        self.log.info(
+            "%s message %s <%s> %s %s: %s",
+            row.source,
+            row.id,
+            mail.message_id or "no Message-ID",
+            applied.outcome,
+            applied.ticket_ref or "-",
+            applied.detail,
+            extra={"message_id": mail.message_id, "ticket": applied.ticket_ref},
+        )
+        return outcome
+
+    def _finish_as_duplicate(self, row: InboundMessage, mail: InboundMail) -> Outcome:
+        assert row.id is not None
+        now = self.clock()
+        with self.store.transaction() as session:
+            applied = apply_decision(
+                session,
+                inbound_id=row.id,
+                mail=mail,
+                decision=IgnoreMessage(f"duplicate of a concurrent delivery ({mail.dedup_key})"),
+                now=now,
+                prefix=self.prefix,
+                build_ack=self.build_ack,
+            )
+        return self._logged(row, mail, applied)
+
+    def _retry_later(self, row: InboundMessage, exc: BaseException) -> Outcome:
+        assert row.id is not None
+        delay = min(MAX_RETRY_DELAY, 2.0 ** min(row.attempts + 1, 16))
+        until = self.clock() + timedelta(seconds=delay)
+        reason = f"transient: {exc.__class__.__name__}: {exc}"
+        try:
+            with self.store.transaction() as session:
+                release_for_retry(session, row.id, until, reason[:2000])
+        except Exception:
+            self.log.warning("message %s: could not record retry; lease will expire", row.id)
+        self.log.warning("message %s: %s; retrying in %.0fs", row.id, reason, delay)
+        return Outcome(row.id, "retry", detail=reason, source=row.source)
+
+    def _quarantine(
+        self, row: InboundMessage, reason: str, mail: InboundMail | None = None
+    ) -> Outcome:
+        assert row.id is not None
+        message_id = mail.message_id if mail else None
+        with self.store.transaction() as session:
+            mark_quarantined(session, row.id, self.clock(), reason)
+        first_line = reason.strip().splitlines()[-1] if reason.strip() else "unknown"
+        self.log.error(
+            "%s message %s <%s> quarantined: %s",
+            row.source,
+            row.id,
+            message_id or "no Message-ID",
+            first_line,
+            extra={"message_id": message_id, "ticket": None},
+        )
+        return Outcome(row.id, "quarantined", None, reason, message_id, row.source)
