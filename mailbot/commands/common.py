@@ -1,0 +1,45 @@
+"""What every command needs: exit codes, the user-facing error, opening the store."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+
+from mailbot.config import Settings
+from mailbot.errors import MailbotError
+from mailbot.pipeline.threading_rules import reference_pattern
+from mailbot.store.db import Store
+
+EX_OK = 0
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+class CommandError(MailbotError):
+    """A user-facing failure with its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def open_store(settings: Settings) -> Store:
+    try:
+        return Store.open(settings.database_url(), busy_timeout=settings.database.busy_timeout)
+    except OperationalError as exc:
+        raise CommandError(f"cannot open database: {exc.orig}", EX_UNAVAILABLE) from None
+
+
+def parse_ticket_ref(settings: Settings, ref: str) -> int:
+    """``SUP-1001``, ``[SUP-1001]`` or ``1001`` → 1001."""
+    prefix = settings.mailbot.ticket_prefix
+    match = reference_pattern(prefix).fullmatch(f"[{ref.strip('[]')}]")
+    if match is not None:
+        return int(match.group(1))
+    if ref.isdigit():
+        return int(ref)
+    raise CommandError(f"not a ticket reference: {ref!r} (expected {prefix}-NNNN)", EX_USAGE)

@@ -1,0 +1,1 @@
+"""Test helpers: real servers and real processes, no mocks of protocol peers."""

@@ -1,0 +1,144 @@
+"""Config files for tests and the daemon as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from support.servers import free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A tiny TOML writer for nested dicts of scalars and lists (enough for our configs)."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    lines = []
+    if prefix and scalars:
+        lines.append(f"[{prefix}]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    for key, value in tables.items():
+        lines.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(lines) + "\n"
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def base_config(tmp: Path, smtp_port: int, sink_port: int | None) -> dict[str, Any]:
+    outbound: dict[str, Any] = {
+        "from_address": "support@example.com",
+        "retry_initial": 0.2,
+        "retry_max": 1.0,
+        "poll_interval": 0.2,
+    }
+    if sink_port is None:
+        outbound |= {"transport": "maildir", "maildir": str(tmp / "outbox")}
+    else:
+        outbound |= {"transport": "smtp", "host": "127.0.0.1", "port": sink_port, "timeout": 5.0}
+    return {
+        "mailbot": {"support_address": "support@example.com", "aliases": ["help@example.com"]},
+        "database": {"url": f"sqlite:///{tmp / 'mailbot.db'}", "busy_timeout": 2.0},
+        "intake": {"smtp": {"host": "127.0.0.1", "port": smtp_port}},
+        "worker": {"poll_interval": 0.2},
+        "outbound": outbound,
+        "acknowledgement": {"templates": str(REPO / "templates")},
+    }
+
+
+def write_config(tmp: Path, config: dict[str, Any]) -> Path:
+    path = tmp / "mailbot.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    return path
+
+
+def run_cli(config_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def cli_json(config_path: Path, *args: str) -> Any:
+    result = run_cli(config_path, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+class Daemon:
+    """``mailbot run`` as a subprocess."""
+
+    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+        self.config_path = config_path
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, wait: bool = True) -> Daemon:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        if wait:
+            wait_for_port(self.port)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in daemon log:\n{self.log()}")
+
+
+def new_port() -> int:
+    return free_port()
