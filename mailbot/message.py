@@ -91,6 +91,18 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     return tuple(_MESSAGE_ID.findall(value))
 
 
+def _unescape_8bit(value: str) -> str:
+    """Raw 8-bit header bytes (RFC 6532 UTF-8, or legacy Latin-1) as real text."""
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
 def decode_header_text(value: str | None) -> str:
     """Decode RFC 2047 words; never raise; fold whitespace and drop control characters."""
     if value is None:
@@ -174,9 +186,16 @@ def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     parsed = mailparser.parse_from_bytes(raw)
     msg = parsed.message
     headers: dict[str, tuple[str, ...]] = {}
-    for name, value in msg.items():
+    for name, value in msg.raw_items():
         headers.setdefault(name.lower(), ())
-        headers[name.lower()] += (str(value),)
+        headers[name.lower()] += (_unescape_8bit(str(value)),)
+
+    def first(name: str) -> str | None:
+        values = headers.get(name.lower())
+        return values[0] if values else None
+
+    def joined(name: str) -> str:
+        return " ".join(headers.get(name.lower(), ()))
 
     text_parts = [t for t in parsed.text_plain if t and t.strip()]
     html_parts = [h for h in parsed.text_html if h and h.strip()]
@@ -185,8 +204,8 @@ def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     if not text and html:
         text = html_to_text(html)
 
-    from_address, from_name = _sender(msg.get("From"))
-    ids = message_ids(msg.get("Message-ID"))
+    from_address, from_name = _sender(first("From"))
+    ids = message_ids(first("Message-ID"))
     content_type = msg.get_content_type()
     report_type = msg.get_param("report-type") if content_type == "multipart/report" else None
     defects = tuple(str(d) for d in getattr(msg, "defects", ()))
@@ -196,13 +215,13 @@ def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
         message_id=ids[0] if ids else None,
         from_address=from_address,
         from_name=from_name,
-        from_header=decode_header_text(msg.get("From")),
-        to=_addresses(msg.get_all("To", [])),
-        cc=_addresses(msg.get_all("Cc", [])),
-        subject=decode_header_text(msg.get("Subject")),
+        from_header=decode_header_text(first("From")),
+        to=_addresses(list(headers.get("to", ()))),
+        cc=_addresses(list(headers.get("cc", ()))),
+        subject=decode_header_text(first("Subject")),
         date=_parse_date(parsed),
-        in_reply_to=message_ids(" ".join(str(v) for v in msg.get_all("In-Reply-To", []))),
-        references=message_ids(" ".join(str(v) for v in msg.get_all("References", []))),
+        in_reply_to=message_ids(joined("In-Reply-To")),
+        references=message_ids(joined("References")),
         text=text,
         html=html,
         attachments=_attachments(parsed),

@@ -63,3 +63,18 @@ def header(raw: bytes, name: str) -> str | None:
 def message_id_of(raw: bytes) -> str:
     value = header(raw, "Message-ID") or ""
     return value.strip().strip("<>")
+
+
+def send(
+    port: int,
+    raw: bytes,
+    *,
+    mail_from: str = "alice@customer.example",
+    rcpt: list[str] | None = None,
+    **options,
+) -> dict:  # type: ignore[no-untyped-def]
+    """Send one message over SMTP to the daemon on loopback; returns refused recipients."""
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        return client.sendmail(mail_from, rcpt or ["support@example.com"], raw, **options)

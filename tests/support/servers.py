@@ -62,15 +62,19 @@ class Sink:
     def __init__(self) -> None:
         self.handler = SinkHandler()
         self.port = free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        """Listen (again) on the same port; a stopped sink can be restarted."""
         self.controller = Controller(
             self.handler, hostname="127.0.0.1", port=self.port, decode_data=False
         )
-
-    def start(self) -> None:
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def received(self) -> list[Received]:
