@@ -16,13 +16,18 @@ from datetime import datetime
 from functools import partial
 
 from mailbot.config import Settings
+from mailbot.intake.imap import ImapIntake
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
+from mailbot.logs import reopen_log_files
+from mailbot.ops.service import Ops
 from mailbot.outbound.acknowledge import AckComposer, AckSettings
 from mailbot.outbound.render import Renderer
 from mailbot.outbound.sender import RetryPolicy, Sender
 from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
+from mailbot.outbound.webhook import WebhookTransport
 from mailbot.pipeline.decide import Policy
 from mailbot.pipeline.threading_rules import reference_pattern
+from mailbot.sla.wiring import ServiceLevelParts
 from mailbot.store.db import Store, utcnow
 from mailbot.store.repo import enqueue
 from mailbot.worker import Worker
@@ -32,10 +37,12 @@ SHUTDOWN_GRACE = 30.0
 
 def build_transports(settings: Settings) -> dict[str, Callable[[], Transport]]:
     out = settings.outbound
+    webhook = partial(WebhookTransport, settings.paging.webhook_timeout)  # pages (PagerDuty)
     if out.transport == "maildir":
         path = settings.resolve_path(out.maildir)
-        return {"mail": partial(MaildirTransport, path)}
+        return {"mail": partial(MaildirTransport, path), "webhook": webhook}
     return {
+        "webhook": webhook,
         "mail": partial(
             SmtpTransport,
             out.host,
@@ -45,7 +52,7 @@ def build_transports(settings: Settings) -> dict[str, Callable[[], Transport]]:
             username=out.username,
             password=out.password(),
             timeout=out.timeout,
-        )
+        ),
     }
 
 
@@ -67,6 +74,8 @@ class Application:
         self.renderer = Renderer(settings.resolve_path(settings.acknowledgement.templates))
         self.renderer.check()
         policy_cfg = settings.policy
+        # Service levels: due times, staff replies, paging and reminders (mailbot/sla).
+        self.sla = ServiceLevelParts.from_settings(settings)
         self.ack = AckComposer(
             self.renderer,
             AckSettings(
@@ -77,6 +86,7 @@ class Application:
                 support_hours=policy_cfg.support_hours,
                 initial_response={k: v.initial_response for k, v in policy_cfg.targets.items()},
                 status_updates={k: v.status_updates for k, v in policy_cfg.targets.items()},
+                describe_due=self.sla.clocks.describe,
             ),
         )
         own = settings.mailbot.own_addresses | {settings.outbound.from_address}
@@ -86,6 +96,8 @@ class Application:
             acknowledge=settings.acknowledgement.enabled,
             acknowledge_replies=settings.acknowledgement.acknowledge_replies,
             max_acks_per_sender_per_hour=settings.acknowledgement.max_per_sender_per_hour,
+            staff=self.sla.staff,
+            paging=self.sla.paging,
         )
         self.worker = Worker(
             store=self.store,
@@ -95,15 +107,22 @@ class Application:
             clock=clock,
             batch_size=settings.worker.batch_size,
             lease_seconds=settings.worker.lease_seconds,
+            service=self.sla.effects,
         )
+        self.reminders = self.sla.reminder_sweep(self.store, clock, settings.mailbot.ticket_prefix)
+        # Health, metrics, HTTP and sd_notify; fed by observers, not imported everywhere.
+        self.ops = Ops(settings, self.store, clock)
         out = settings.outbound
         self.sender = Sender(
             store=self.store,
             transports=build_transports(settings),
             clock=clock,
             retry=RetryPolicy(out.max_attempts, out.retry_initial, out.retry_max),
+            observer=self.ops.observe_delivery,
+            ticket_prefix=settings.mailbot.ticket_prefix,
         )
         self.listener: SmtpListener | None = None
+        self.imap: ImapIntake | None = None
         self._inbound_ready = asyncio.Event()
         self._outbox_ready = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -135,6 +154,7 @@ class Application:
         """Process the inbound queue and send due outbox rows until both are idle."""
         for _ in range(max_rounds):
             processed = self.worker.process_batch()
+            self.ops.observe_outcomes(processed)
             sent = self.sender.send_due()
             if not processed and not sent:
                 return
@@ -163,6 +183,19 @@ class Application:
             "listening for %s on %s:%d", cfg.protocol.upper(), cfg.host, self.listener.port
         )
 
+    def build_imap(self) -> None:
+        """Resolve ``[intake.imap]`` (password included) before anything starts."""
+        if self.settings.intake.imap.enabled:
+            self.imap = ImapIntake.from_settings(self.settings, self.store, self.clock)
+
+    def start_imap(self) -> None:
+        """Run the IMAP loop on its own thread; it wakes the worker after each commit."""
+        if self.imap is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.imap.wake = lambda: loop.call_soon_threadsafe(self._inbound_ready.set)
+        self.imap.start()
+
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout=timeout)
@@ -173,10 +206,13 @@ class Application:
         while not self._stopping.is_set():
             try:
                 outcomes = await asyncio.to_thread(self.worker.process_batch)
+                self.ops.worker.beat()
             except Exception as exc:  # database down: keep the loop alive, try again
                 self.log.error("worker: %s: %s", exc.__class__.__name__, exc)
+                self.ops.worker.beat(error=f"{exc.__class__.__name__}: {exc}")
                 outcomes = []
                 await asyncio.sleep(interval)
+            self.ops.observe_outcomes(outcomes)
             if outcomes:
                 self._outbox_ready.set()
             else:
@@ -187,12 +223,26 @@ class Application:
         while not self._stopping.is_set():
             try:
                 attempted = await asyncio.to_thread(self.sender.send_due)
+                self.ops.sender.beat()
             except Exception as exc:
                 self.log.error("sender: %s: %s", exc.__class__.__name__, exc)
+                self.ops.sender.beat(error=f"{exc.__class__.__name__}: {exc}")
                 attempted = 0
                 await asyncio.sleep(interval)
             if not attempted:
                 await self._wait(self._outbox_ready, interval)
+
+    async def _reminder_loop(self) -> None:
+        """The SLA scheduler: reminders for overdue first responses and status updates."""
+        interval = self.sla.reminder_interval
+        while not self._stopping.is_set():
+            try:
+                if await asyncio.to_thread(self.reminders.sweep):
+                    self._outbox_ready.set()
+            except Exception as exc:
+                self.log.error("reminders: %s: %s", exc.__class__.__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -200,8 +250,12 @@ class Application:
         self._outbox_ready.set()
 
     def reload(self) -> None:
+        """SIGHUP: re-read templates and reopen log files (after logrotate)."""
+        self.ops.reloading()
+        reopen_log_files()
         self.renderer.reload()
         self.log.info("templates reloaded")
+        self.ops.reloaded("running; templates reloaded")
 
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Run until ``request_stop`` (or SIGTERM/SIGINT); then finish in-flight work."""
@@ -209,22 +263,36 @@ class Application:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.build_imap()
         await self.start_listener()
+        self.start_imap()
         tasks = [
             asyncio.create_task(self._worker_loop(), name="worker"),
             asyncio.create_task(self._sender_loop(), name="sender"),
         ]
+        if self.sla.reminders_enabled:
+            tasks.append(asyncio.create_task(self._reminder_loop(), name="reminders"))
+        listener = self.listener
+        await self.ops.start(
+            (lambda: listener.running) if listener is not None else None,
+            "running" if listener is None else f"running; listening on port {listener.port}",
+            imap=self.imap,
+        )
         if ready is not None:
             ready()
         self.log.info("mailbot running")
         await self._stopping.wait()
+        self.ops.stopping()
         self.log.info("stopping: no new connections; finishing in-flight messages")
         if self.listener is not None:
             await self.listener.stop(SHUTDOWN_GRACE)
+        if self.imap is not None:
+            await asyncio.to_thread(self.imap.stop, SHUTDOWN_GRACE)
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
         except TimeoutError:
             self.log.warning("shutdown: work left in the queue for the next start")
+        await self.ops.stop()
         self.store.dispose()
         self.log.info("stopped")

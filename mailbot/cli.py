@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mailbot.commands import REGISTRARS
-from mailbot.commands.common import EX_CONFIG, EX_SOFTWARE, CommandError
+from mailbot.commands.common import EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, CommandError
 from mailbot.config import Settings, load_settings
 from mailbot.errors import ConfigError
 from mailbot.logs import setup_logging
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--log-file", help="append logs to this file (reopened on SIGHUP) instead of stderr"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(commands)
@@ -40,14 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(fmt=args.log_format, debug=args.debug)
+    try:
+        setup_logging(fmt=args.log_format, debug=args.debug, file=args.log_file)
+    except OSError as exc:
+        print(f"mailbot: cannot open log file {args.log_file}: {exc.strerror}", file=sys.stderr)
+        return getattr(args, "failure_code", None) or EX_CANTCREAT
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         settings = load_settings(config_path(args))
         return handler(args, settings)
     except ConfigError as exc:
         print(f"mailbot: configuration error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return getattr(args, "failure_code", None) or EX_CONFIG
     except CommandError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return exc.code
@@ -61,4 +68,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"mailbot: internal error: {exc.__class__.__name__}: {exc} (--debug shows details)",
             file=sys.stderr,
         )
-        return EX_SOFTWARE
+        return getattr(args, "failure_code", None) or EX_SOFTWARE

@@ -26,8 +26,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", debug: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class ReopenableFileHandler(logging.FileHandler):
+    """A log file that SIGHUP reopens, so logrotate can move it away (no copytruncate)."""
+
+    def reopen(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = self._open()
+
+
+def reopen_log_files() -> None:
+    """Reopen every log file the root logger writes to (called on SIGHUP)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, ReopenableFileHandler):
+            handler.reopen()
+
+
+def setup_logging(
+    level: str = "INFO", fmt: str = "text", debug: bool = False, file: str | None = None
+) -> None:
+    handler: logging.Handler = (
+        ReopenableFileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+    )
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -35,5 +56,6 @@ def setup_logging(level: str = "INFO", fmt: str = "text", debug: bool = False) -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else level)
-    for noisy in ("mail.log", "mailparser", "sqlalchemy", "aiosmtpd"):
+    noisy_loggers = ("mail.log", "mailparser", "sqlalchemy", "aiosmtpd", "httpx", "httpcore")
+    for noisy in (*noisy_loggers, "imapclient"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

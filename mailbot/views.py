@@ -12,9 +12,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from mailbot.outbound.webhook import origin
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import format_reference
-from mailbot.store.models import Attachment, Ticket, TicketEvent
+from mailbot.sla.breach import breached
+from mailbot.store.db import utcnow
+from mailbot.store.models import Attachment, OutboxMessage, Ticket, TicketEvent
 from mailbot.store.repo import thread_of
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -31,7 +34,10 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value is not None else None
 
 
-def ticket_summary(ticket: Ticket, message_count: int, prefix: str) -> dict[str, Any]:
+def ticket_summary(
+    ticket: Ticket, message_count: int, prefix: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """``now`` (naive UTC, default: the current time) decides ``breached``."""
     return {
         "ref": format_reference(prefix, ticket.number),
         "subject": ticket.subject,
@@ -41,7 +47,41 @@ def ticket_summary(ticket: Ticket, message_count: int, prefix: str) -> dict[str,
         "created_at": iso(ticket.created_at),
         "updated_at": iso(ticket.updated_at),
         "message_count": message_count,
+        "first_response_due": iso(ticket.first_response_due),
+        "first_response_at": iso(ticket.first_response_at),
+        "next_update_due": iso(ticket.next_update_due),
+        "resolved_at": iso(ticket.resolved_at),
+        "breached": breached(ticket, now or utcnow()),
+        "page_status": ticket.page_status,
+        "emergency_unauthorised": ticket.emergency_unauthorised,
     }
+
+
+def _page_target(row: OutboxMessage) -> str:
+    """Where a page went: the on-call address, or the webhook's origin (not its path)."""
+    return origin(row.recipient) if row.channel == "webhook" else row.recipient
+
+
+def page_rows(session: Session, ticket_id: int) -> list[dict[str, Any]]:
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.ticket_id == ticket_id)
+        .where(OutboxMessage.kind == "page")
+        .order_by(col(OutboxMessage.id))
+    )
+    return [
+        {
+            "channel": row.channel,
+            "target": _page_target(row),
+            "status": row.status,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "queued_at": iso(row.created_at),
+            "sent_at": iso(row.sent_at),
+            "message_id": row.message_id,
+        }
+        for row in session.execute(query).scalars()
+    ]
 
 
 def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
@@ -81,7 +121,39 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, An
         for entry in entries
     ]
     detail["events"] = [{"at": iso(e.at), "kind": e.kind, "detail": e.detail} for e in events]
+    detail["pages"] = page_rows(session, ticket.id)
     return detail
+
+
+def _service_lines(detail: dict[str, Any]) -> list[str]:
+    """Service levels and pages of ``tickets show``; failed pages stand out."""
+    lines = []
+    if detail.get("first_response_due"):
+        parts = [f"first response due {detail['first_response_due']}"]
+        parts.append(f"answered {detail['first_response_at'] or 'not yet'}")
+        if detail.get("next_update_due"):
+            parts.append(f"next update due {detail['next_update_due']}")
+        if detail.get("breached"):
+            parts.append("BREACHED")
+        lines.append("service level: " + " · ".join(parts))
+    if detail.get("emergency_unauthorised"):
+        lines.append("! [Emergency] from a sender not allowed to page: nobody was paged")
+    elif detail.get("page_status") and detail["page_status"] != "queued":
+        lines.append(f"paging: {detail['page_status']} (nobody was paged)")
+    for page in detail.get("pages", []):
+        state = page["status"]
+        if state == "failed":
+            lines.append(
+                f"! PAGE FAILED via {page['channel']} to {page['target']} after "
+                f"{page['attempts']} attempt(s): {printable(page['last_error'] or '')}"
+            )
+        else:
+            error = f"; last error: {printable(page['last_error'])}" if page["last_error"] else ""
+            lines.append(
+                f"page via {page['channel']} to {page['target']}: {state} "
+                f"({page['attempts']} attempt(s)){error}"
+            )
+    return lines
 
 
 def format_ticket_table(rows: list[dict[str, Any]]) -> str:
@@ -102,6 +174,7 @@ def format_ticket_thread(detail: dict[str, Any]) -> str:
         f"{detail['ref']}  {printable(detail['subject'])}",
         f"severity {detail['severity']} · status {detail['status']} · "
         f"requester {printable(detail['requester'] or '-')} · opened {detail['created_at']}",
+        *_service_lines(detail),
     ]
     for event in detail["events"]:
         lines.append(f"  * {event['at']} {event['kind']}: {printable(event['detail'])}")

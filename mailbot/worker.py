@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from mailbot.message import InboundMail, parse
-from mailbot.pipeline.decide import IgnoreMessage, Policy, decide
-from mailbot.store.apply import AckBuilder, Applied, apply_decision
+from mailbot.pipeline.decide import IgnoreMessage, NewTicket, Policy, decide
+from mailbot.store.apply import AckBuilder, Applied, ServiceLevels, apply_decision
 from mailbot.store.db import Store, is_transient
 from mailbot.store.models import InboundMessage
 from mailbot.store.repo import (
@@ -39,6 +39,8 @@ class Outcome:
     detail: str = ""
     message_id: str | None = None
     source: str = ""
+    severity: str | None = None  # of a created ticket (metrics: tickets created by severity)
+    received_at: datetime | None = None  # when the raw message was stored (latency metrics)
 
 
 class Worker:
@@ -53,8 +55,10 @@ class Worker:
         batch_size: int = 50,
         lease_seconds: float = 300.0,
         log: logging.Logger | None = None,
+        service: ServiceLevels | None = None,
     ) -> None:
         self.store = store
+        self.service = service
         self.policy = policy
         self.prefix = prefix
         self.build_ack = build_ack
@@ -107,6 +111,7 @@ class Worker:
                     now=now,
                     prefix=self.prefix,
                     build_ack=self.build_ack,
+                    service=self.service,
                 )
         except IntegrityError:
             # A twin of this message was committed concurrently (another worker or daemon):
@@ -116,9 +121,12 @@ class Worker:
             if is_transient(exc):
                 return self._retry_later(row, exc)
             return self._quarantine(row, "processing failed:\n" + traceback.format_exc(), mail)
-        return self._logged(row, mail, applied)
+        severity = decision.severity.label if isinstance(decision, NewTicket) else None
+        return self._logged(row, mail, applied, severity)
 
-    def _logged(self, row: InboundMessage, mail: InboundMail, applied: Applied) -> Outcome:
+    def _logged(
+        self, row: InboundMessage, mail: InboundMail, applied: Applied, severity: str | None = None
+    ) -> Outcome:
         assert row.id is not None
         outcome = Outcome(
             row.id,
@@ -127,6 +135,8 @@ class Worker:
             applied.detail,
             mail.message_id,
             row.source,
+            severity,
+            row.received_at,
         )
         self.log.info(
             "%s message %s <%s> %s %s: %s",
@@ -184,4 +194,6 @@ class Worker:
             first_line,
             extra={"message_id": message_id, "ticket": None},
         )
-        return Outcome(row.id, "quarantined", None, reason, message_id, row.source)
+        return Outcome(
+            row.id, "quarantined", None, reason, message_id, row.source, None, row.received_at
+        )

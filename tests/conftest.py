@@ -12,6 +12,22 @@ from support.servers import Sink, free_port
 
 
 @pytest.fixture
+def dovecot():  # type: ignore[no-untyped-def]
+    """A private real Dovecot (IMAP on a free loopback port); skips when it cannot run here.
+
+    ``dovecot.start()/stop()/restart()``, ``append``, ``count``, ``messages``; see
+    tests/support/dovecot.py.  Needs root and ``dovecot-imapd``.
+    """
+    from support.dovecot import running_dovecot, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_dovecot() as server:
+        yield server
+
+
+@pytest.fixture
 def sink() -> Iterator[Sink]:
     server = Sink()
     server.start()

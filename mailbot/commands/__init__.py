@@ -9,11 +9,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mailbot.commands import run, tickets
+from mailbot.commands import check, deliver, imap_check, importer, outbox, quarantine, run, tickets
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
 REGISTRARS: tuple[Registrar, ...] = (
     run.register,
     tickets.register,
+    imap_check.register,
+    deliver.register,
+    check.register,
+    quarantine.register,
+    outbox.register,
+    importer.register,
 )

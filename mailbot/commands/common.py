@@ -15,6 +15,7 @@ EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_CANTCREAT = 73
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -43,3 +44,18 @@ def parse_ticket_ref(settings: Settings, ref: str) -> int:
     if ref.isdigit():
         return int(ref)
     raise CommandError(f"not a ticket reference: {ref!r} (expected {prefix}-NNNN)", EX_USAGE)
+
+
+def build_application(settings: Settings, store: Store | None = None):  # type: ignore[no-untyped-def]
+    """The Application, with broken templates reported as one line (exit 78)."""
+    from jinja2 import TemplateError
+
+    from mailbot.app import Application
+
+    try:
+        return Application(settings, store=store or open_store(settings))
+    except TemplateError as exc:
+        folder = settings.resolve_path(settings.acknowledgement.templates)
+        raise CommandError(
+            f"templates in {folder}: {type(exc).__name__}: {exc}", EX_CONFIG
+        ) from None

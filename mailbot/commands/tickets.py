@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mailbot.commands import resolve
 from mailbot.commands.common import EX_NOINPUT, EX_OK, CommandError, open_store, parse_ticket_ref
 from mailbot.config import Settings
 from mailbot.store.repo import ticket_by_number, tickets_with_counts
@@ -46,3 +47,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("ref", help="ticket reference, e.g. SUP-1001")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_show)
+    resolve.register_action(actions)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailbot.message import InboundMail
 from mailbot.outbound.compose import compose, domain_of, make_message_id
@@ -22,6 +24,9 @@ class AckSettings:
     support_hours: str
     initial_response: dict[str, str]
     status_updates: dict[str, str]
+    # Due time in the customer's terms ("10:00 AM PT on Monday, December 1"); None: not stated.
+    # Called with (due, ticket creation time); the year is named when they differ.
+    describe_due: Callable[[datetime, datetime], str] | None = None
 
 
 class AckComposer:
@@ -44,7 +49,16 @@ class AckComposer:
             "support_address": self.settings.support_address,
             "customer_name": mail.from_name,
             "original_subject": mail.subject,
+            "respond_by": self.respond_by(ticket),
+            # Say "on-call was paged" only when a page was actually queued.
+            "on_call_paged": ticket.page_status == "queued",
         }
+
+    def respond_by(self, ticket: Ticket) -> str | None:
+        due = ticket.first_response_due
+        if due is None or self.settings.describe_due is None:
+            return None
+        return self.settings.describe_due(due, ticket.created_at)
 
     def __call__(self, ticket: Ticket, mail: InboundMail) -> OutgoingMail:
         assert mail.from_address is not None

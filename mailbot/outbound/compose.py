@@ -1,4 +1,11 @@
-"""Building outgoing RFC 5322 messages with safe headers."""
+"""Building outgoing RFC 5322 messages with safe headers.
+
+Uses the ``compat32`` MIME classes rather than ``EmailMessage`` with the modern policy:
+the output is the same standard MIME, and building it costs a fraction of the time
+(the header-object machinery of ``policy.default`` dominated a profile of the intake
+path).  Every header value passes through ``header_safe`` first, so nothing a customer
+wrote can add a header or a recipient.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,27 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f]+")
+_POLICY = compat32.clone(linesep="\r\n")
 
 
 def header_safe(value: str, limit: int = 900) -> str:
     """One line of header text: CR, LF and other controls become spaces."""
     return " ".join(_LINE_BREAKS.sub(" ", value).split())[:limit]
+
+
+def encoded_header(value: str) -> str | Header:
+    """ASCII as-is; anything else as RFC 2047 encoded words."""
+    value = header_safe(value)
+    return value if value.isascii() else Header(value, "utf-8")
 
 
 def make_message_id(domain: str) -> str:
@@ -26,6 +43,16 @@ def make_message_id(domain: str) -> str:
 
 def domain_of(address: str) -> str:
     return address.rsplit("@", 1)[-1]
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    charset = Charset("utf-8")
+    charset.body_encoding = QP
+    return MIMEText(body, subtype, charset)  # type: ignore[arg-type]
+
+
+def _address(address: str) -> str:
+    return header_safe(address)
 
 
 def compose(
@@ -43,14 +70,20 @@ def compose(
     auto_reply: bool = True,
     date: float | None = None,
 ) -> bytes:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = formataddr((header_safe(from_name), from_address))
-    msg["To"] = ", ".join(header_safe(a) for a in to)
-    cc = [header_safe(a) for a in cc]
-    if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = header_safe(subject)
-    msg["Date"] = format_datetime(datetime.fromtimestamp(date or time.time()).astimezone())
+    if html:
+        msg: MIMEMultipart | MIMENonMultipart = MIMEMultipart("alternative")
+        msg.attach(_text_part(text, "plain"))
+        msg.attach(_text_part(html, "html"))
+    else:
+        msg = _text_part(text, "plain")
+    name = header_safe(from_name)
+    msg["From"] = formataddr((name, from_address), charset="utf-8")
+    msg["To"] = ", ".join(_address(a) for a in to)
+    cc_list = [_address(a) for a in cc]
+    if cc_list:
+        msg["Cc"] = ", ".join(cc_list)
+    msg["Subject"] = encoded_header(subject)
+    msg["Date"] = formatdate(date or time.time(), usegmt=True)
     msg["Message-ID"] = f"<{message_id}>"
     if in_reply_to:
         msg["In-Reply-To"] = f"<{header_safe(in_reply_to)}>"
@@ -61,7 +94,11 @@ def compose(
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
     msg["X-Loop"] = from_address
-    msg.set_content(text)
-    if html:
-        msg.add_alternative(html, subtype="html")
-    return msg.as_bytes()
+    # Headers first, MIME-Version/Content-Type after: the usual order, easier to read.
+    for name_ in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding"):
+        values = msg.get_all(name_)
+        if values:
+            del msg[name_]
+            for value in values:
+                msg[name_] = value
+    return msg.as_bytes(policy=_POLICY)

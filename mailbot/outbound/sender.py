@@ -12,10 +12,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlmodel import col, select
+
 from mailbot.outbound.transports import PermanentDelivery, TransientDelivery, Transport
+from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
-from mailbot.store.models import OutboxMessage
+from mailbot.store.models import OutboxMessage, Ticket
 from mailbot.store.repo import claim_outbox, mark_outbox
+
+# Told about every delivery attempt: (row, "sent" | "retry" | "failed", error or None).
+# The Application passes one in for metrics and health; the sender stays unaware of both.
+DeliveryObserver = Callable[[OutboxMessage, str, str | None], None]
+
+
+def _no_observer(row: OutboxMessage, result: str, error: str | None) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -39,8 +50,13 @@ class Sender:
         batch_size: int = 50,
         lease_seconds: float = 120.0,
         log: logging.Logger | None = None,
+        observer: DeliveryObserver = _no_observer,
+        ticket_prefix: str = "SUP",
     ) -> None:
         self.store = store
+        self.observer = observer
+        self.ticket_prefix = ticket_prefix
+        self._refs: dict[int, str] = {}  # ticket id → reference, for log lines of this batch
         self.transports = transports
         self.clock = clock
         self.retry = retry
@@ -54,6 +70,11 @@ class Sender:
             rows = claim_outbox(session, self.clock(), self.lease_seconds, self.batch_size)
             for row in rows:
                 session.expunge(row)
+            ticket_ids = {r.ticket_id for r in rows if r.ticket_id is not None}
+            numbers = session.execute(
+                select(Ticket.id, Ticket.number).where(col(Ticket.id).in_(ticket_ids))
+            ).all()
+            self._refs = {i: format_reference(self.ticket_prefix, n) for i, n in numbers}
         if not rows:
             return 0
         open_transports: dict[str, Transport] = {}
@@ -64,6 +85,13 @@ class Sender:
             for transport in open_transports.values():
                 transport.close()
         return len(rows)
+
+    def _ref(self, row: OutboxMessage) -> str | None:
+        return self._refs.get(row.ticket_id) if row.ticket_id is not None else None
+
+    def _extra(self, row: OutboxMessage) -> dict[str, str | None]:
+        """Structured fields for JSON logs: which message, which ticket."""
+        return {"message_id": row.message_id, "ticket": self._ref(row)}
 
     def _deliver(self, row: OutboxMessage, open_transports: dict[str, Transport]) -> None:
         assert row.id is not None
@@ -83,7 +111,7 @@ class Sender:
             self._give_up(row, attempts, str(exc))
             return
         except Exception as exc:  # a bug in a transport must not kill the sender loop
-            self.log.exception("outbox %s: unexpected error", row.id)
+            self.log.exception("outbox %s: unexpected error", row.id, extra=self._extra(row))
             self._failed_attempt(row, attempts, f"{exc.__class__.__name__}: {exc}")
             return
         with self.store.transaction() as session:
@@ -96,13 +124,15 @@ class Sender:
                 claimed_until=None,
                 last_error=None,
             )
+        self.observer(row, "sent", None)
         self.log.info(
-            "outbox %s %s <%s> delivered to %s",
+            "outbox %s %s %s <%s> delivered to %s",
             row.id,
             row.kind,
+            self._ref(row) or "-",
             row.message_id,
             row.recipients,
-            extra={"message_id": row.message_id},
+            extra=self._extra(row),
         )
 
     def _failed_attempt(self, row: OutboxMessage, attempts: int, error: str) -> None:
@@ -120,15 +150,17 @@ class Sender:
                 next_attempt_at=self.clock() + timedelta(seconds=delay),
                 claimed_until=None,
             )
+        self.observer(row, "retry", error)
         self.log.warning(
-            "outbox %s %s <%s>: %s; retry %d in %.0fs",
+            "outbox %s %s %s <%s>: %s; retry %d in %.0fs",
             row.id,
             row.kind,
+            self._ref(row) or "-",
             row.message_id,
             error,
             attempts,
             delay,
-            extra={"message_id": row.message_id},
+            extra=self._extra(row),
         )
 
     def _give_up(self, row: OutboxMessage, attempts: int, error: str) -> None:
@@ -142,12 +174,14 @@ class Sender:
                 last_error=error[:2000],
                 claimed_until=None,
             )
+        self.observer(row, "failed", error)
         self.log.error(
-            "outbox %s %s <%s> to %s failed: %s",
+            "outbox %s %s %s <%s> to %s failed: %s",
             row.id,
             row.kind,
+            self._ref(row) or "-",
             row.message_id,
             row.recipients,
             error,
-            extra={"message_id": row.message_id},
+            extra=self._extra(row),
         )

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailbot.message import InboundMail
 from mailbot.pipeline.automatic import automatic_reason
+from mailbot.pipeline.paging import PageLookup, PageVerdict, PagingPolicy, page_verdict
 from mailbot.pipeline.severity import Severity, severity_tag, ticket_title
+from mailbot.pipeline.staff import StaffPolicy, StaffReply, staff_reply
 from mailbot.pipeline.threading_rules import TicketLookup, TicketView, match_ticket
 
 ACK_WINDOW_SECONDS = 3600.0
@@ -23,6 +26,12 @@ class Policy:
     acknowledge: bool = True
     acknowledge_replies: bool = False
     max_acks_per_sender_per_hour: int = 5
+    staff: StaffPolicy = StaffPolicy()
+    paging: PagingPolicy = PagingPolicy()
+
+
+class DecisionLookup(TicketLookup, PageLookup, Protocol):
+    """Everything ``decide`` may ask the store."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class NewTicket:
     requester: str | None
     acknowledge: bool
     note: str
+    paging: PageVerdict | None = None  # set for an Emergency: page on-call, or why not
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class AppendToTicket:
     reopen: bool
     acknowledge: bool
     note: str
+    paging: PageVerdict | None = None  # set on escalation to Emergency
+    staff_reply: StaffReply | None = None  # a staff response: relay, clocks, maybe resolve
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,18 @@ def _ack_verdict(
     return True, "acknowledged"
 
 
-def decide(mail: InboundMail, lookup: TicketLookup, policy: Policy) -> Decision:
+def _paging(mail: InboundMail, lookup: DecisionLookup, policy: Policy, event: str) -> PageVerdict:
+    return page_verdict(
+        mail,
+        lookup,
+        policy.paging,
+        event=event,
+        is_staff=policy.staff.is_staff(mail.from_address),
+        automatic=automatic_reason(mail, policy.own_addresses),
+    )
+
+
+def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decision:
     if lookup.is_duplicate(mail.dedup_key):
         return IgnoreMessage(f"duplicate of an earlier message ({mail.dedup_key})")
 
@@ -78,24 +101,37 @@ def decide(mail: InboundMail, lookup: TicketLookup, policy: Policy) -> Decision:
     match = match_ticket(mail, lookup, policy.reference)
     if match is None:
         ack, note = _ack_verdict(mail, lookup, policy, True, "")
+        severity = tag or Severity.NORMAL
+        emergency = severity == Severity.EMERGENCY
+        paging = _paging(mail, lookup, policy, "created") if emergency else None
         return NewTicket(
             title=ticket_title(mail.subject, policy.reference),
-            severity=tag or Severity.NORMAL,
+            severity=severity,
             requester=mail.from_address,
             acknowledge=ack,
-            note=note,
+            note=note if paging is None else f"{note}; {paging.reason}",
+            paging=paging,
         )
 
     ticket = match.ticket
     escalate = tag if tag is not None and tag < ticket.severity else None
-    ack, note = _ack_verdict(
-        mail, lookup, policy, policy.acknowledge_replies, "reply (replies are not acknowledged)"
+    paging = _paging(mail, lookup, policy, "escalated") if escalate == Severity.EMERGENCY else None
+    staff = staff_reply(
+        mail, ticket.requester, policy.staff, automatic_reason(mail, policy.own_addresses)
     )
+    if staff is not None:
+        ack, note = False, staff.note  # staff replies are relayed, never acknowledged
+    else:
+        ack, note = _ack_verdict(
+            mail, lookup, policy, policy.acknowledge_replies, "reply (replies are not acknowledged)"
+        )
     return AppendToTicket(
         ticket=ticket,
         matched_by=match.matched_by,
         escalate_to=escalate,
-        reopen=ticket.status in CLOSED_STATUSES,
+        reopen=ticket.status in CLOSED_STATUSES and staff is None,
         acknowledge=ack,
-        note=note,
+        note=note if paging is None else f"{note}; {paging.reason}",
+        paging=paging,
+        staff_reply=staff,
     )

@@ -15,7 +15,10 @@ from sqlmodel import Session
 
 from mailbot.message import InboundMail
 from mailbot.pipeline.decide import AppendToTicket, Decision, IgnoreMessage, NewTicket
+from mailbot.pipeline.staff import StaffReply
 from mailbot.pipeline.threading_rules import format_reference
+from mailbot.store import apply_service
+from mailbot.store.apply_service import DueTimes, PageBuilder
 from mailbot.store.models import (
     Attachment,
     AttachmentBlob,
@@ -43,6 +46,16 @@ class OutgoingMail:
 
 
 AckBuilder = Callable[[Ticket, InboundMail], OutgoingMail]
+RelayBuilder = Callable[[Ticket, InboundMail, StaffReply], OutgoingMail]
+
+
+@dataclass(frozen=True)
+class ServiceLevels:
+    """What service levels add to applying a decision (None parts are switched off)."""
+
+    clocks: DueTimes | None = None
+    build_relay: RelayBuilder | None = None
+    build_pages: PageBuilder | None = None
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,18 @@ class Applied:
 
 
 def _add_inbound_entry(
-    session: Session, ticket: Ticket, inbound_id: int, mail: InboundMail, now: datetime
+    session: Session,
+    ticket: Ticket,
+    inbound_id: int,
+    mail: InboundMail,
+    now: datetime,
+    kind: str = "mail",
 ) -> ThreadEntry:
     assert ticket.id is not None
     entry = ThreadEntry(
         ticket_id=ticket.id,
         direction="inbound",
+        kind=kind,
         dedup_key=mail.dedup_key,
         message_id=mail.message_id,
         inbound_id=inbound_id,
@@ -165,6 +184,7 @@ def apply_decision(
     now: datetime,
     prefix: str,
     build_ack: AckBuilder,
+    service: ServiceLevels | None = None,
 ) -> Applied:
     if isinstance(decision, IgnoreMessage):
         _finish_inbound(session, inbound_id, now, "ignored", decision.reason, None)
@@ -181,6 +201,8 @@ def apply_decision(
         )
         session.add(ticket)
         session.flush()
+        if service is not None and service.clocks is not None:
+            apply_service.start_clocks(ticket, now, service.clocks)
         outcome, detail = "created", f"new {decision.severity.label} ticket; {decision.note}"
     else:
         assert isinstance(decision, AppendToTicket)
@@ -198,16 +220,32 @@ def apply_decision(
                 f"({decision.escalate_to.label}) by {mail.from_address or mail.from_header}",
             )
             ticket.severity = int(decision.escalate_to)
+            if service is not None and service.clocks is not None:
+                apply_service.severity_changed(ticket, now, service.clocks)
         if decision.reopen:
             _event(session, ticket, now, "reopened", f"reply from {mail.from_address}")
             ticket.status = "open"
+            if service is not None and service.clocks is not None:
+                apply_service.reopened(ticket, now, service.clocks)
         session.add(ticket)
         outcome, detail = "appended", f"by {decision.matched_by}; {decision.note}"
 
-    _add_inbound_entry(session, ticket, inbound_id, mail, now)
     outbox_ids: tuple[int, ...] = ()
+    if decision.paging is not None:
+        build_pages = service.build_pages if service is not None else None
+        outbox_ids += apply_service.record_paging(
+            session, ticket, decision.paging, mail, now, build_pages
+        )
+    staff = decision.staff_reply if isinstance(decision, AppendToTicket) else None
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, "staff" if staff else "mail")
+    if staff is not None:
+        clocks = service.clocks if service is not None else None
+        if staff.relay_to and service is not None and service.build_relay is not None:
+            relay = service.build_relay(ticket, mail, staff)
+            outbox_ids += (_add_outgoing(session, ticket, relay, now),)
+        apply_service.staff_responded(session, ticket, staff, now, clocks)
     if decision.acknowledge:
-        outbox_ids = (_add_outgoing(session, ticket, build_ack(ticket, mail), now),)
+        outbox_ids += (_add_outgoing(session, ticket, build_ack(ticket, mail), now),)
     assert ticket.id is not None
     _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id)
     return Applied(outcome, format_reference(prefix, ticket.number), detail, outbox_ids)

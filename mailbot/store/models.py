@@ -7,7 +7,7 @@ constraints, not check-then-insert, are what make duplicates impossible.
 from __future__ import annotations
 
 from pydantic import NaiveDatetime
-from sqlalchemy import Column, Index, LargeBinary, Sequence, Text
+from sqlalchemy import Column, Index, LargeBinary, Sequence, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Ticket numbers on PostgreSQL come from this sequence (gaps possible, duplicates not);
@@ -24,10 +24,16 @@ class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     received_at: NaiveDatetime
     source: str
-    mail_from: str = ""
+    # The envelope sender; "" is the null sender <> (a bounce), None means no envelope is
+    # known (IMAP without a Return-Path header).
+    mail_from: str | None = ""
     rcpt_to: str = ""
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     raw_sha256: str = Field(index=True)
+    # Where an intake found the message, when it can find it again: for IMAP
+    # "imap://user@host/INBOX;UIDVALIDITY=v/;UID=n".  Unique, so a message re-fetched
+    # after a crash between commit and move is recognised instead of stored twice.
+    origin: str | None = Field(default=None, sa_column=Column(Text, unique=True))
     size: int = 0
     send_ack: bool = True
     # pending → done | ignored | quarantined
@@ -52,6 +58,16 @@ class Ticket(SQLModel, table=True):
     requester: str | None = None
     created_at: NaiveDatetime
     updated_at: NaiveDatetime
+    # Service levels (mailbot/sla): due times from the business calendar, staff response.
+    first_response_due: NaiveDatetime | None = None
+    first_response_at: NaiveDatetime | None = None
+    next_update_due: NaiveDatetime | None = None  # None: no cadence, or resolved
+    resolved_at: NaiveDatetime | None = None
+    # Paging of on-call for Emergency: None (never asked), queued, unauthorised,
+    # rate-limited, automatic (sent by a robot) or off (no notifier configured).
+    page_status: str | None = None
+    # [Emergency] from a sender not allowed to page: the ticket is Emergency, flagged.
+    emergency_unauthorised: bool = False
 
 
 class ThreadEntry(SQLModel, table=True):
@@ -116,6 +132,26 @@ class TicketEvent(SQLModel, table=True):
     at: NaiveDatetime
     kind: str
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class PageRecord(SQLModel, table=True):
+    """One page of on-call per ticket and event (``created``/``escalated``), whatever the notifiers.
+
+    The unique pair makes a second page for the same event impossible; ``sender``
+    feeds the per-sender hourly limit.  Delivery state lives in the outbox rows.
+    """
+
+    __tablename__ = "page"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "event", name="uq_page_ticket_event"),
+        Index("ix_page_sender", "sender", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    event: str
+    sender: str = ""
+    created_at: NaiveDatetime
 
 
 class OutboxMessage(SQLModel, table=True):

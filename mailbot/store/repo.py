@@ -17,6 +17,7 @@ from mailbot.store.models import (
     InboundMessage,
     MessageRef,
     OutboxMessage,
+    PageRecord,
     ThreadEntry,
     Ticket,
 )
@@ -55,24 +56,53 @@ def enqueue(
     source: str,
     raw: bytes,
     now: datetime,
-    mail_from: str = "",
+    mail_from: str | None = "",
     rcpt_to: Iterable[str] = (),
     send_ack: bool = True,
+    origin: str | None = None,
 ) -> int:
-    row = InboundMessage(
-        received_at=now,
-        source=source,
-        mail_from=mail_from,
-        rcpt_to=",".join(rcpt_to),
-        raw=raw,
-        raw_sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-        send_ack=send_ack,
+    """Store raw bytes in the inbound queue; returns the row id.
+
+    With an ``origin`` the insert is idempotent: when a row with that origin already
+    exists (a crash between commit and IMAP move, or two daemons on one mailbox), nothing
+    is inserted and the existing row's id is returned.
+    """
+    values = {
+        "received_at": now,
+        "source": source,
+        "mail_from": mail_from,
+        "rcpt_to": ",".join(rcpt_to),
+        "raw": raw,
+        "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        "size": len(raw),
+        "send_ack": send_ack,
+        "origin": origin,
+    }
+    if origin is None:
+        row = InboundMessage(**values)
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        return row.id
+    insert_ignore(session, InboundMessage, [values])
+    existing = inbound_id_by_origin(session, origin)
+    assert existing is not None
+    return existing
+
+
+def inbound_id_by_origin(session: Session, origin: str) -> int | None:
+    query = select(InboundMessage.id).where(InboundMessage.origin == origin).limit(1)
+    return session.execute(query).scalars().first()
+
+
+def inbound_id_by_sha256(session: Session, raw_sha256: str) -> int | None:
+    query = (
+        select(InboundMessage.id)
+        .where(InboundMessage.raw_sha256 == raw_sha256)
+        .order_by(col(InboundMessage.id))
+        .limit(1)
     )
-    session.add(row)
-    session.flush()
-    assert row.id is not None
-    return row.id
+    return session.execute(query).scalars().first()
 
 
 def claim_inbound(session: Session, now: datetime, lease: float, limit: int) -> list[int]:
@@ -172,6 +202,16 @@ class RepoLookup:
             .where(OutboxMessage.kind == "ack")
             .where(OutboxMessage.recipient == address)
             .where(OutboxMessage.created_at >= since)
+        )
+        return int(self.session.execute(query).scalar_one())
+
+    def pages_caused_since(self, sender: str, seconds: float) -> int:
+        since = self.now - timedelta(seconds=seconds)
+        query = (
+            select(func.count())
+            .select_from(PageRecord)
+            .where(PageRecord.sender == sender)
+            .where(PageRecord.created_at >= since)
         )
         return int(self.session.execute(query).scalar_one())
 

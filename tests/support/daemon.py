@@ -97,10 +97,13 @@ def cli_json(config_path: Path, *args: str) -> Any:
 class Daemon:
     """``mailbot run`` as a subprocess."""
 
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+    def __init__(
+        self, config_path: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.config_path = config_path
         self.port = port
         self.log_path = log_path
+        self.env = env or {}  # extra environment, e.g. NOTIFY_SOCKET
         self.proc: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> Daemon:
@@ -110,7 +113,7 @@ class Daemon:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         log.close()
         if wait:

@@ -1,0 +1,1 @@
+"""Benchmarks of mailbot's intake path: ``python -m benchmarks.intake`` (see README)."""

@@ -1,0 +1,116 @@
+"""The SMTP measurements: ceiling, burst throughput, steady-load latency, big message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import client
+from benchmarks.checks import (
+    ack_backlog_curve,
+    backlog_growth,
+    db_backlog_summary,
+    latency_summary,
+    verify,
+)
+from benchmarks.rig import Rig, loadavg, wait_complete
+from benchmarks.sink import SinkProcess
+from benchmarks.store import BacklogSampler
+from benchmarks.workload import Workload, big_message, sender_address
+
+
+def ceiling(workload: Workload, connections: int) -> dict[str, Any]:
+    """The same client against an aiosmtpd listener whose handler does nothing."""
+    load = loadavg()
+    noop = SinkProcess(None, noop=True).start()
+    try:
+        sent = client.send(noop.port, workload.mails, connections=connections)
+    finally:
+        noop.stop()
+    return {
+        "connections": connections,
+        "messages": len(workload),
+        "accepted": sent.accepted,
+        "errors": sent.errors[:5],
+        "seconds": round(sent.seconds, 2),
+        "msgs_per_s": round(sent.rate, 1),
+        "correct": not sent.errors and sent.accepted == len(workload),
+        "load_before": load,
+        "load_after": loadavg(),
+    }
+
+
+def smtp_run(
+    rig: Rig, workload: Workload, connections: int, rate: float | None = None
+) -> dict[str, Any]:
+    """Send ``workload`` to the daemon; throughput, backlog, latency and correctness."""
+    load = loadavg()
+    snap = rig.reader.snapshot()
+    with BacklogSampler(rig.reader) as sampler:
+        sent = client.send(rig.daemon.port, workload.mails, connections=connections, rate=rate)
+        done = wait_complete(rig, workload, snap)
+    verdict = verify(rig.reader, snap, workload, done.acks, sent.accepted_at)
+    if sent.errors:
+        verdict["problems"] = [f"client: {e}" for e in sent.errors[:3]] + verdict["problems"]
+        verdict["correct"] = False
+    if done.timed_out:
+        verdict["problems"].insert(0, done.detail)
+        verdict["correct"] = False
+    expected = [m.message_id for m in workload.expected_acks]
+    arrived = [done.acks[mid][0].at for mid in expected if mid in done.acks]
+    ack_latency = [
+        done.acks[mid][0].at - sent.accepted_at[mid]
+        for mid in expected
+        if mid in done.acks and mid in sent.accepted_at
+    ]
+    total = max(done.finished - sent.started, 1e-9)
+    curve = ack_backlog_curve(sent.accepted_at, done.acks, expected)
+    return {
+        "connections": connections,
+        "offered_rate": rate,
+        "messages": len(workload),
+        "accepted": sent.accepted,
+        "send_seconds": round(sent.seconds, 2),
+        "accepted_per_s": round(sent.rate, 1),
+        "total_seconds": round(total, 2),
+        "processed_per_s": round(len(workload) / total, 1),
+        "acks": len(arrived),
+        "acks_per_s": round(len(arrived) / max(max(arrived, default=0) - sent.started, 1e-9), 1),
+        "drain_seconds_after_last_250": round(max(done.finished - sent.finished, 0.0), 2),
+        "ack_backlog": backlog_growth(curve, sent.started, sent.finished),
+        "db_backlog": db_backlog_summary(sampler.samples),
+        "receipt_to_ack": latency_summary(ack_latency),
+        "smtp_transaction": latency_summary(sent.transaction_seconds.values()),
+        **verdict,
+        "load_before": load,
+        "load_after": loadavg(),
+    }
+
+
+def big_message_run(folder: Path, db_url: str, size: int, attachment: int) -> dict[str, Any]:
+    """Peak RSS of a fresh daemon handling one large message (limit raised for it)."""
+    limit = max(64 * 1024 * 1024, size * 2)
+    overrides = {"intake": {"smtp": {"max_message_size": limit}}}
+    rig = Rig.start(folder, db_url, overrides)
+    try:
+        time.sleep(0.5)  # let start-up allocations settle before the baseline
+        before = rig.daemon.memory()
+        mail = big_message(sender_address(999), size, attachment)
+        workload = Workload("big", [mail])
+        run = smtp_run(rig, workload, 1)
+        after = rig.daemon.memory()
+    finally:
+        rig.stop()
+    return {
+        "message_bytes": len(mail.raw),
+        "attachment_bytes": attachment,
+        "max_message_size": limit,
+        "peak_rss_before_mb": before["peak_rss_mb"],
+        "peak_rss_mb": after["peak_rss_mb"],
+        "rss_after_mb": after["rss_mb"],
+        "seconds": run["total_seconds"],
+        "correct": run["correct"],
+        "problems": run["problems"],
+        "load_before": run["load_before"],
+    }

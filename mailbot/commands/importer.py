@@ -1,0 +1,159 @@
+"""``mailbot import PATH``: a backlog (mbox file or maildir folder) through the normal pipeline.
+
+Each message is stored in the inbound queue (source ``import``) and processed by the
+same worker as live mail, in this process, with acknowledgements off unless ``--ack``.
+Running it twice is safe: a message whose exact bytes were stored before is skipped,
+and one that differs only in transit headers is a duplicate to the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import logging
+import mailbox
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from itertools import islice
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from mailbot.commands.common import (
+    EX_DATAERR,
+    EX_NOINPUT,
+    EX_OK,
+    CommandError,
+    build_application,
+    open_store,
+)
+from mailbot.commands.deliver import guess_sender
+from mailbot.config import Settings
+from mailbot.store.db import utcnow
+from mailbot.store.models import InboundMessage
+from mailbot.store.repo import enqueue
+
+SOURCE = "import"
+CHUNK = 50
+_LEADING_NUMBER = re.compile(r"^(\d+)")
+
+
+def _maildir_order(key: str) -> tuple[int, str]:
+    """Maildir names start with the delivery time: oldest first, so replies thread."""
+    match = _LEADING_NUMBER.match(key)
+    return (int(match.group(1)) if match else 0, key)
+
+
+def open_backlog(path: Path) -> tuple[int, Iterator[bytes]]:
+    """(message count, raw messages in delivery order) for an mbox file or maildir."""
+    if path.is_dir():
+        if not ((path / "cur").is_dir() and (path / "new").is_dir()):
+            raise CommandError(
+                f"{path}: a folder, but not a maildir (no cur/ and new/)", EX_DATAERR
+            )
+        box: mailbox.Mailbox = mailbox.Maildir(str(path), factory=None, create=False)
+        keys = sorted(box.keys(), key=_maildir_order)
+    elif path.is_file():
+        with path.open("rb") as handle:
+            start = handle.read(5)
+        if start and start != b"From ":
+            raise CommandError(
+                f"{path}: not an mbox file (does not start with 'From ')", EX_DATAERR
+            )
+        box = mailbox.mbox(str(path), create=False)
+        keys = list(box.keys())
+    else:
+        raise CommandError(f"{path}: no such file or folder", EX_NOINPUT)
+    return len(keys), (box.get_bytes(key) for key in keys)
+
+
+def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.path)
+    total, messages = open_backlog(path)
+    store = open_store(settings)
+    app = build_application(settings, store)
+    lease = timedelta(seconds=settings.worker.lease_seconds)
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    interactive = sys.stderr.isatty() and not args.no_progress
+    if not args.verbose:  # one line per message would bury the bar and the summary
+        logging.getLogger("mailbot.worker").setLevel(logging.WARNING)
+    with (
+        logging_redirect_tqdm() if interactive else contextlib.nullcontext(),
+        tqdm(
+            total=total, unit="msg", disable=not interactive, file=sys.stderr, dynamic_ncols=True
+        ) as bar,
+    ):
+        for chunk in _chunks(messages, CHUNK):
+            digests = [hashlib.sha256(raw).hexdigest() for raw in chunk]
+            now = utcnow()
+            with store.transaction() as session:
+                stored = select(InboundMessage.raw_sha256).where(
+                    col(InboundMessage.raw_sha256).in_(digests)
+                )
+                seen.update(session.execute(stored).scalars())
+                ids = []
+                for raw, digest in zip(chunk, digests, strict=True):
+                    if digest in seen:
+                        counts["already imported"] += 1
+                        continue
+                    seen.add(digest)
+                    ids.append(
+                        enqueue(
+                            session,
+                            source=SOURCE,
+                            raw=raw,
+                            now=now,
+                            mail_from=guess_sender(raw),
+                            rcpt_to=[settings.mailbot.support_address],
+                            send_ack=args.ack,
+                        )
+                    )
+                if ids:  # leased to us: a running daemon leaves them alone
+                    session.execute(
+                        update(InboundMessage)
+                        .where(col(InboundMessage.id).in_(ids))
+                        .values(claimed_until=now + lease)
+                    )
+            for inbound_id in ids:
+                outcome = app.worker.process_one(inbound_id)
+                counts[outcome.outcome] += 1
+            bar.update(len(chunk))
+            bar.set_postfix(
+                created=counts["created"], quarantined=counts["quarantined"], refresh=False
+            )
+    order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
+    parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
+    print(f"imported {total} message(s) from {path}: " + ", ".join(parts))
+    if args.ack:
+        print("acknowledgements are queued; the running daemon sends them")
+    if counts["quarantined"]:
+        print("see: mailbot quarantine list")
+    return EX_OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "import",
+        help="import a backlog (mbox file or maildir) through the pipeline",
+        description="Import an mbox file or a maildir folder through the normal pipeline, "
+        "oldest first. Acknowledgements are off unless --ack. Safe to run twice.",
+    )
+    parser.add_argument("path", help="mbox file or maildir folder")
+    parser.add_argument("--ack", action="store_true", help="send acknowledgements for new tickets")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on a TTY")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every message")
+    parser.set_defaults(handler=cmd_import)

@@ -1,0 +1,1 @@
+"""Running mailbot as a service: health, Prometheus metrics, HTTP, systemd notifications."""

@@ -1,0 +1,83 @@
+"""``mailbot import``: a backlog through the normal pipeline, twice, with no duplicates."""
+
+from __future__ import annotations
+
+import mailbox
+import sqlite3
+from pathlib import Path
+
+import pytest
+from support.daemon import cli_json, run_cli
+from support.mail import make_mail, message_id_of
+
+pytestmark = pytest.mark.integration
+
+
+def outbox_count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+def test_mbox_of_500_twice_gives_500_tickets(make_config, tmp_path: Path) -> None:
+    config, _ = make_config()
+    path = tmp_path / "backlog.mbox"
+    box = mailbox.mbox(str(path))
+    for n in range(500):
+        box.add(make_mail(f"Old request {n}", sender=f"customer{n}@old.example"))
+    box.flush()
+    box.close()
+
+    first = run_cli(config, "import", str(path), timeout=600)
+    assert first.returncode == 0, first.stderr
+    # not a terminal: no progress bar, one plain summary line
+    assert first.stdout.splitlines()[0] == (
+        f"imported 500 message(s) from {path}: 500 created, 0 appended, 0 ignored, "
+        "0 quarantined, 0 deferred (database busy), 0 already imported"
+    )
+    assert "\r" not in first.stderr and "msg/s" not in first.stderr
+
+    second = run_cli(config, "import", str(path), timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "0 created" in second.stdout and "500 already imported" in second.stdout
+
+    tickets = cli_json(config, "tickets", "list")
+    assert len(tickets) == 500
+    assert {t["subject"] for t in tickets} == {f"Old request {n}" for n in range(500)}
+    assert outbox_count(tmp_path / "mailbot.db") == 0  # acknowledgements off by default
+
+
+def test_maildir_oldest_first_replies_thread_and_ack_on_request(
+    make_config, tmp_path: Path
+) -> None:
+    config, _ = make_config()
+    folder = tmp_path / "Maildir"
+    box = mailbox.Maildir(str(folder))
+    question = make_mail("[High] Export broken", sender="bob@old.example")
+    reply = make_mail(
+        "Re: [High] Export broken",
+        sender="bob@old.example",
+        in_reply_to=message_id_of(question),
+        references=[message_id_of(question)],
+    )
+    # maildir names start with the delivery time: make the reply's sort after the question's
+    for name, raw in (("1700000000.a.host", question), ("1700000100.b.host", reply)):
+        (folder / "cur" / f"{name}:2,S").write_bytes(raw)
+    assert len(box) == 2
+
+    result = run_cli(config, "import", str(folder), "--ack")
+    assert result.returncode == 0, result.stderr
+    assert "1 created, 1 appended" in result.stdout
+    [ticket] = cli_json(config, "tickets", "list")
+    print(cli_json(config, "tickets", "show", ticket["ref"]))
+    assert (ticket["severity"], ticket["message_count"]) == ("high", 3)  # 2 in + 1 ack
+    assert outbox_count(tmp_path / "mailbot.db") == 1
+
+
+def test_not_a_mailbox(make_config, tmp_path: Path) -> None:
+    config, _ = make_config()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    result = run_cli(config, "import", str(text))
+    assert result.returncode == 65 and "not an mbox file" in result.stderr
+    missing = run_cli(config, "import", str(tmp_path / "nope"))
+    assert missing.returncode == 66
