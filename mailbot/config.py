@@ -75,6 +75,7 @@ class ImapIntakeSection(_Section):
     port: int | None = Field(default=None, ge=1, le=65535)  # None: 993 implicit, else 143
     tls: Literal["implicit", "starttls", "none"] = "implicit"
     verify_certificates: bool = True
+    ca_file: str | None = None
     username: str | None = None
     password_env: str = "MAILBOT_IMAP_PASSWORD"
     password_file: str | None = None

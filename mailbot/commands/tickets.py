@@ -19,7 +19,7 @@ def _print(data: object, as_json: bool, render) -> None:  # type: ignore[no-unty
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     prefix = settings.mailbot.ticket_prefix
-    with store.transaction() as session:
+    with store.read() as session:
         rows = [ticket_summary(t, n, prefix) for t, n in tickets_with_counts(session)]
     _print(rows, args.json, format_ticket_table)
     return EX_OK
@@ -28,7 +28,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings)
     number = parse_ticket_ref(settings, args.ref)
-    with store.transaction() as session:
+    with store.read() as session:
         ticket = ticket_by_number(session, number)
         if ticket is None:
             raise CommandError(f"no such ticket: {args.ref}", EX_NOINPUT)

@@ -35,6 +35,7 @@ class ImapConfig:
     verify_certificates: bool
     username: str
     password: str
+    ca_file: str | None = None
     folder: str = "INBOX"
     processed_folder: str = "mailbot-processed"
     quarantine_folder: str = "mailbot-quarantine"
@@ -84,13 +85,14 @@ def imap_config(settings: Settings) -> ImapConfig:
     section = settings.intake.imap
     if not section.username:
         raise ConfigError("missing key 'intake.imap.username'")
-    return ImapConfig(
+    cfg = ImapConfig(
         host=section.host,
         port=section.effective_port,
         tls=section.tls,
         verify_certificates=section.verify_certificates,
         username=section.username,
         password=read_password(section, settings.resolve_path),
+        ca_file=str(settings.resolve_path(section.ca_file)) if section.ca_file else None,
         folder=section.folder,
         processed_folder=section.processed_folder,
         quarantine_folder=section.quarantine_folder,
@@ -102,10 +104,20 @@ def imap_config(settings: Settings) -> ImapConfig:
         max_message_size=section.max_message_size,
         reconnect_max=section.reconnect_max,
     )
+    if cfg.tls != "none":
+        _ssl_context(cfg)  # a bad ca_file is a config error at start, not a retry loop
+    return cfg
 
 
 def _ssl_context(cfg: ImapConfig) -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    try:
+        context = ssl.create_default_context(cafile=cfg.ca_file)
+    except OSError as exc:  # FileNotFoundError, or an unreadable bundle
+        raise ConfigError(
+            f"key 'intake.imap.ca_file': cannot read {cfg.ca_file}: {exc.strerror or exc}"
+        ) from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"key 'intake.imap.ca_file': not a PEM CA bundle: {exc}") from None
     if not cfg.verify_certificates:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -48,7 +48,7 @@ class StoreCollector(Collector):
 
     def _read(self) -> dict[str, float]:
         now = self.clock()
-        with self.store.transaction() as session:
+        with self.store.read() as session:
 
             def count(model: type, status: str) -> int:
                 query = select(func.count()).select_from(model).where(col(model.status) == status)

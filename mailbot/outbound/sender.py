@@ -14,7 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from mailbot.outbound.transports import PermanentDelivery, TransientDelivery, Transport
+from mailbot.outbound.transports import (
+    ChannelUnavailable,
+    PermanentDelivery,
+    TransientDelivery,
+    Transport,
+)
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
 from mailbot.store.models import OutboxMessage, Ticket
@@ -78,9 +83,16 @@ class Sender:
         if not rows:
             return 0
         open_transports: dict[str, Transport] = {}
+        unavailable: dict[str, str] = {}  # channel -> why; the rest of its rows wait
         try:
             for row in rows:
-                self._deliver(row, open_transports)
+                if row.channel in unavailable:
+                    reason = f"not tried, channel unavailable: {unavailable[row.channel]}"
+                    self._failed_attempt(row, row.attempts + 1, reason)
+                    continue
+                down = self._deliver(row, open_transports)
+                if down is not None:
+                    unavailable[row.channel] = down
         finally:
             for transport in open_transports.values():
                 transport.close()
@@ -93,7 +105,8 @@ class Sender:
         """Structured fields for JSON logs: which message, which ticket."""
         return {"message_id": row.message_id, "ticket": self._ref(row)}
 
-    def _deliver(self, row: OutboxMessage, open_transports: dict[str, Transport]) -> None:
+    def _deliver(self, row: OutboxMessage, open_transports: dict[str, Transport]) -> str | None:
+        """Try one row; returns a reason when the whole channel is unreachable."""
         assert row.id is not None
         attempts = row.attempts + 1
         try:
@@ -104,16 +117,20 @@ class Sender:
                 open_transports[row.channel] = factory()
             recipients = [r for r in row.recipients.split(",") if r]
             open_transports[row.channel].send(row.envelope_from, recipients, row.payload)
+        except ChannelUnavailable as exc:
+            open_transports.pop(row.channel, None)
+            self._failed_attempt(row, attempts, str(exc))
+            return str(exc)
         except TransientDelivery as exc:
             self._failed_attempt(row, attempts, str(exc))
-            return
+            return None
         except PermanentDelivery as exc:
             self._give_up(row, attempts, str(exc))
-            return
+            return None
         except Exception as exc:  # a bug in a transport must not kill the sender loop
             self.log.exception("outbox %s: unexpected error", row.id, extra=self._extra(row))
             self._failed_attempt(row, attempts, f"{exc.__class__.__name__}: {exc}")
-            return
+            return None
         with self.store.transaction() as session:
             mark_outbox(
                 session,

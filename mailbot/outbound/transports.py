@@ -17,6 +17,10 @@ class TransientDelivery(Exception):
     pass
 
 
+class ChannelUnavailable(TransientDelivery):
+    """The relay itself cannot be reached: no point trying its other messages now."""
+
+
 class PermanentDelivery(Exception):
     pass
 

@@ -21,6 +21,9 @@ from sqlmodel import Session, SQLModel, create_engine
 from mailbot.store import models  # noqa: F401  (registers the tables)
 
 
+READONLY_OPTION = "mailbot_readonly"
+
+
 def utcnow() -> datetime:
     """Naive UTC, the form every timestamp in the store takes."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -39,7 +42,8 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = connection.get_execution_options().get(READONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -91,6 +95,13 @@ class Store:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work: on SQLite it takes no write lock (plain BEGIN)."""
+        bind = self.engine.execution_options(**{READONLY_OPTION: True})
+        with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
 
     def dispose(self) -> None:

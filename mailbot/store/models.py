@@ -88,6 +88,8 @@ class ThreadEntry(SQLModel, table=True):
     subject: str = Field(default="", sa_column=Column(Text, nullable=False))
     date: NaiveDatetime | None = None
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    # The whole text as sent (quoted history, signature); ``text`` is the new content only.
+    text_full: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     html: str | None = Field(default=None, sa_column=Column(Text))
     created_at: NaiveDatetime
 
@@ -120,6 +122,23 @@ class MessageRef(SQLModel, table=True):
 
     message_id: str = Field(sa_column=Column(Text, primary_key=True))
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
+
+
+class Participant(SQLModel, table=True):
+    """Who takes part in a ticket's conversation: the requester, Cc'd people, staff.
+
+    Filled from the requester and the To/Cc of inbound mail, minus our own addresses
+    (Reply-To never makes a participant).  Acknowledgements and staff relays Cc them.
+    """
+
+    __tablename__ = "participant"
+    __table_args__ = (UniqueConstraint("ticket_id", "address", name="uq_participant_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    address: str = Field(sa_column=Column(Text, nullable=False))
+    role: str = "cc"  # requester | cc | staff
+    added_at: NaiveDatetime
 
 
 class TicketEvent(SQLModel, table=True):

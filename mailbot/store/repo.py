@@ -18,6 +18,7 @@ from mailbot.store.models import (
     MessageRef,
     OutboxMessage,
     PageRecord,
+    Participant,
     ThreadEntry,
     Ticket,
 )
@@ -193,6 +194,18 @@ class RepoLookup:
             if mid in refs:
                 return _view(self.session.get(Ticket, refs[mid]))
         return None
+
+    def is_participant(self, ticket_id: int, address: str | None) -> bool:
+        """Whether ``address`` (any case) takes part in the ticket: requester, Cc'd or staff."""
+        if not address:
+            return False
+        query = (
+            select(Participant.id)
+            .where(Participant.ticket_id == ticket_id)
+            .where(Participant.address == address.strip().lower())
+            .limit(1)
+        )
+        return self.session.execute(query).first() is not None
 
     def acks_sent_since(self, address: str, seconds: float) -> int:
         since = self.now - timedelta(seconds=seconds)

@@ -333,3 +333,41 @@ def test_check_bad_password_and_closed_port(make_app, monkeypatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     with pytest.raises(ImapError, match="connection refused"):
         check_imap(make_app(port=free_port()).settings)
+
+
+# ---------------------------------------------------------------- TLS
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_dovecot(tls=True) as server:
+        yield server
+
+
+def test_tls_certificates_are_verified_unless_told_not_to(make_app, dovecot_tls) -> None:
+    server = dovecot_tls
+    implicit = {"server": server, "port": server.tls_port, "tls": "implicit"}
+
+    with pytest.raises(ImapError, match="certificate not trusted"):  # self-signed
+        check_imap(make_app(**implicit, host="localhost").settings)
+    with pytest.raises(ImapError, match="certificate not trusted"):  # name mismatch
+        check_imap(make_app(**implicit, ca_file=str(server.cert_path)).settings)
+
+    trusted = make_app(**implicit, host="localhost", ca_file=str(server.cert_path))
+    assert "folder 'INBOX'" in check_imap(trusted.settings)
+    unverified = make_app(**implicit, verify_certificates=False)
+    assert "folder 'INBOX'" in check_imap(unverified.settings)
+
+
+def test_starttls_sweep_with_a_private_ca(make_app, dovecot_tls) -> None:
+    server = dovecot_tls
+    application = make_app(
+        server=server, tls="starttls", host="localhost", ca_file=str(server.cert_path)
+    )
+    server.append(make_mail("Over STARTTLS"))
+    assert intake_for(application).run_once().stored == 1
+    application.drain()
+    assert subjects(application) == ["Over STARTTLS"]

@@ -3,7 +3,9 @@
 The recipe (verified as root on Debian's ``dovecot-imapd``): everything Dovecot writes
 (base_dir, state_dir, log, maildirs) lives in one temp directory, passwords come from a
 ``passwd-file`` with ``{PLAIN}`` entries, the listener is on loopback at a free port, and
-the server is stopped by signalling the pid in ``<base_dir>/master.pid``.
+the server is stopped by signalling the pid in ``<base_dir>/master.pid`` (and, as
+systemd would, the session processes under it).  ``tls=True`` adds a self-signed
+certificate for "localhost", IMAPS on ``tls_port`` and STARTTLS on ``port``.
 
 Use the ``dovecot`` fixture (tests/conftest.py); it skips with a one-line reason when the
 ``dovecot`` binary is missing or we are not root.
@@ -37,7 +39,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+ssl = {ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # No stats process: otherwise every process waits 5 s for it at shutdown.
@@ -69,7 +71,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -144,10 +147,16 @@ class Dovecot:
         users: dict[str, str] | None = None,
         capability: str | None = None,
         extra_config: str = "",
+        tls: bool = False,
     ) -> None:
         self.root = root
         self.extra_config = extra_config
         self.port = free_port()
+        # With tls=True: a self-signed certificate for "localhost" (cert_path), IMAPS on
+        # tls_port, STARTTLS on port; without, no TLS at all and no IMAPS listener.
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
+        self.cert_path = root / "cert.pem"
         self.users = users or {USER: PASSWORD}
         self.capability = capability
         self.config_path = root / "dovecot.conf"
@@ -163,10 +172,24 @@ class Dovecot:
         users = "".join(f"{name}:{{PLAIN}}{pw}::::::\n" for name, pw in self.users.items())
         (self.root / "users").write_text(users)
         extra = ""
+        ssl = "no"
+        if self.tls:
+            key = self.root / "key.pem"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                 "-keyout", str(key), "-out", str(self.cert_path)],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            ssl = "yes"
+            extra += f"ssl_cert = <{self.cert_path}\nssl_key = <{key}\n"
         if self.capability is not None:
-            extra = f"protocol imap {{\n  imap_capability = {self.capability}\n}}\n"
+            extra += f"protocol imap {{\n  imap_capability = {self.capability}\n}}\n"
         self.config_path.write_text(
-            _CONFIG.format(root=self.root, port=self.port, extra=extra) + self.extra_config,
+            _CONFIG.format(
+                root=self.root, port=self.port, tls_port=self.tls_port, ssl=ssl, extra=extra
+            )
+            + self.extra_config,
             encoding="utf-8",
         )
 

@@ -158,3 +158,14 @@ def test_errors_read_as_one_line(exc: BaseException, needle: str) -> None:
     text = describe_error(exc, cfg(timeout=60.0))
     assert needle in text
     assert "\n" not in text
+
+
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("IMAP_PW_FOR_TEST", "pw")
+    s = settings(tmp_path, username="u", password_env="IMAP_PW_FOR_TEST", ca_file="missing.pem")
+    with pytest.raises(ConfigError, match=r"intake\.imap\.ca_file': cannot read .*missing\.pem"):
+        imap_config(s)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    junk = settings(tmp_path, username="u", password_env="IMAP_PW_FOR_TEST", ca_file="junk.pem")
+    with pytest.raises(ConfigError, match="ca_file"):
+        imap_config(junk)
