@@ -1,10 +1,11 @@
 """``python -m benchmarks.breakdown``: per-message milliseconds per step of the intake path.
 
 Where ``benchmarks.intake`` says how fast, this says where the time goes.  It builds
-the Application in-process on a fresh SQLite file (or ``--db-url``), relays to the
-benchmark sink, stores N generated messages the way the SMTP listener does
-(``store_raw_sync``), then runs worker and sender to the end (``Application.drain``),
-single-threaded, with timers wrapped around the named steps.  Each step's time is
+the Application in-process on a fresh SQLite file (or, with ``--postgres-url``, a
+throw-away PostgreSQL database), relays to the benchmark sink, stores N generated
+messages the way the SMTP listener does (``store_raw_sync``), then runs worker and
+sender to the end (``Application.drain``), single-threaded, with timers wrapped around
+the named steps.  Each step's time is
 *exclusive* (its wrapped children are counted under their own names), so the column
 adds up to the whole.  No concurrency, no event loop: these are the costs per message
 before any contention, which the daemon then adds.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import shutil
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.daemon import bench_config
+from benchmarks.postgres import temporary_database
 from benchmarks.sink import SinkProcess
 from benchmarks.workload import SUPPORT, Generator
 
@@ -40,6 +43,9 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("worker: decide (lookups)", "mailbot.worker", "decide"),
     ("worker: apply (ORM)", "mailbot.worker", "apply_decision"),
     ("worker: compose ack", "mailbot.outbound.acknowledge", "AckComposer.__call__"),
+    ("worker: quote stripping", "mailbot.store.threads", "new_content"),
+    ("worker: participants (DB)", "mailbot.store.threads", "record_participants"),
+    ("worker: Cc copies (DB)", "mailbot.store.threads", "copies"),
     ("worker: log line", "mailbot.worker", "Worker._logged"),
     ("worker: rest of process_one", "mailbot.worker", "Worker.process_one"),
     ("sender: claim batch", "mailbot.outbound.sender", "claim_outbox"),
@@ -127,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         acks = {a.in_reply_to for a in sink.poll()}
     finally:
         sink.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     n = len(workload)
     expected = {m.message_id for m in workload.expected_acks}
     print(
@@ -143,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{'step':<32} {'ms/msg':>7} {'share':>6} {'calls':>7}")
     for label, seconds in timers.exclusive.most_common():
         print(
-            f"{label:<32} {1000 * seconds / n:7.2f} {seconds / total:6.1%} "
-            f"{timers.calls[label]:7d}"
+            f"{label:<32} {1000 * seconds / n:7.2f} {seconds / total:6.1%} {timers.calls[label]:7d}"
         )
     if missing:
         print(f"\nnot found (core refactored?): {', '.join(missing)}")
@@ -155,8 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.breakdown", description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--db-url", help="database (default: a fresh SQLite file)")
-    return run(parser.parse_args(argv))
+    parser.add_argument(
+        "--postgres-url",
+        help="run on a throw-away database on this PostgreSQL server instead of SQLite",
+    )
+    args = parser.parse_args(argv)
+    args.db_url = None
+    if not args.postgres_url:
+        return run(args)
+    with temporary_database(args.postgres_url) as url:
+        args.db_url = url
+        return run(args)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,36 @@ def latency_summary(seconds: Iterable[float]) -> dict[str, Any]:
     }
 
 
+def latency_split(
+    timeline: dict[str, tuple[float, float | None]],
+    handed_over: dict[str, float],
+    acks: dict[str, list[Arrival]],
+    expected: Iterable[str],
+) -> dict[str, Any]:
+    """Where the time from hand-over (SMTP 250, IMAP APPEND) to the ack went.
+
+    ``timeline`` has the daemon's own times (stored, processed) per Message-ID: hand-over
+    → stored is the intake, stored → processed the wait in the inbound queue plus the
+    worker, processed → ack arrival the transaction, the outbox wait and the relay.
+    The daemon's processed time is taken as its transaction starts.
+    """
+    intake, queue, outbound = [], [], []
+    for mid in expected:
+        times = timeline.get(mid)
+        if times is None or mid not in handed_over or mid not in acks:
+            continue
+        stored, processed = times
+        intake.append(stored - handed_over[mid])
+        if processed is not None:
+            queue.append(processed - stored)
+            outbound.append(acks[mid][0].at - processed)
+    return {
+        "handover_to_stored": latency_summary(intake),
+        "stored_to_processed": latency_summary(queue),
+        "processed_to_ack": latency_summary(outbound),
+    }
+
+
 def acks_by_message(arrivals: Iterable[Arrival], workload: Workload) -> dict[str, list[Arrival]]:
     ids = {m.message_id for m in workload}
     found: dict[str, list[Arrival]] = {}

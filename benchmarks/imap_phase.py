@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.checks import latency_summary, verify
+from benchmarks.checks import latency_split, latency_summary, verify
 from benchmarks.daemon import REPO
 from benchmarks.rig import Rig, loadavg, wait_complete
 from benchmarks.store import Snapshot
@@ -92,6 +92,7 @@ def imap_run(
                     appended[mail.message_id] = time.time()
                     time.sleep(append_interval)
             pushed = wait_complete(rig, idle, snap)
+            timeline = rig.reader.timeline(snap)
             push = verify(rig.reader, snap, idle, pushed.acks)
             if pushed.timed_out:
                 push["problems"].insert(0, pushed.detail)
@@ -118,6 +119,7 @@ def imap_run(
             "messages": len(idle),
             "append_interval_s": append_interval,
             "append_to_ack": latency_summary(latency),
+            **latency_split(timeline, appended, pushed.acks, appended),
             **push,
         },
         "correct": drain["correct"] and push["correct"],

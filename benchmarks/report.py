@@ -301,8 +301,22 @@ def _latency_lines(run: dict[str, Any] | None, label: str) -> list[str]:
         f"250 -> ack p50 {_fmt(ack['p50_ms'])} / p95 {_fmt(ack['p95_ms'])} / "
         f"p99 {_fmt(ack['p99_ms'])} / max {_fmt(ack['max_ms'])} ms; "
         f"SMTP transaction p50 {_fmt(smtp['p50_ms'])} / p99 {_fmt(smtp['p99_ms'])} ms; "
-        f"correct: {_correct(run)}"
+        f"correct: {_correct(run)}",
+        f"  split: {_split(run)}",
     ]
+
+
+def _split(run: dict[str, Any]) -> str:
+    """p50/p99 of each leg of hand-over → ack (see checks.latency_split)."""
+    parts = []
+    for key, label in (
+        ("handover_to_stored", "hand-over -> stored"),
+        ("stored_to_processed", "stored -> processed"),
+        ("processed_to_ack", "processed -> ack"),
+    ):
+        leg = run.get(key) or {}
+        parts.append(f"{label} p50 {_fmt(leg.get('p50_ms'))} / p99 {_fmt(leg.get('p99_ms'))} ms")
+    return "; ".join(parts)
 
 
 def _memory_lines(results: dict[str, Any]) -> list[str]:
@@ -320,7 +334,9 @@ def _memory_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"large message: {big['message_bytes'] / 1e6:.1f} MB with a "
             f"{big['attachment_bytes'] / 1e6:.1f} MB attachment: peak RSS "
-            f"{big['peak_rss_before_mb']} -> {big['peak_rss_mb']} MB, {big['seconds']} s to ack; "
+            f"{big['peak_rss_before_mb']} -> {big['peak_rss_mb']} MB (highest VmRSS seen while "
+            f"receiving {big.get('rss_max_receiving_mb')} MB, while processing "
+            f"{big.get('rss_max_processing_mb')} MB), {big['seconds']} s to ack; "
             f"correct: {_correct(big)}"
         )
     elif big:
@@ -352,6 +368,7 @@ def _other_lines(results: dict[str, Any]) -> list[str]:
             f"IMAP IDLE: {idle['messages']} APPENDs: APPEND -> ack p50 {_fmt(lat['p50_ms'])} / "
             f"p95 {_fmt(lat['p95_ms'])} / p99 {_fmt(lat['p99_ms'])} ms; correct: {_correct(idle)}"
         )
+        lines.append(f"  split: {_split(idle)}")
     elif imap:
         lines.append(f"IMAP: {imap.get('reason') or imap.get('error')}")
     pg = results.get("postgres")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,20 @@ def wait_complete(
     snap: Snapshot,
     *,
     expect_acks: bool = True,
+    accepted: Collection[str] | None = None,
     stall: float = 60.0,
     settle: float = 0.5,
 ) -> Completion:
     """Wait until the phase's messages are processed and its acks arrived.
 
-    Gives up when nothing moves for ``stall`` seconds.  After completion it waits
-    ``settle`` seconds more so that a duplicate acknowledgement would be seen.
+    With ``accepted`` (the Message-IDs that got a 250) only those are waited for: a
+    refused message is reported by the checks, not waited on.  Gives up when nothing
+    moves for ``stall`` seconds.  After completion it waits ``settle`` seconds more so
+    that a duplicate acknowledgement would be seen.
     """
+    wanted = set(accepted) if accepted is not None else {m.message_id for m in workload}
     expected = {m.message_id for m in workload.expected_acks} if expect_acks else set()
+    expected &= wanted
     ids = {m.message_id for m in workload}
     acks: dict[str, list[Arrival]] = acks_by_message(rig.sink.arrivals, workload)
 
@@ -106,7 +112,7 @@ def wait_complete(
         absorb()
         got = sum(1 for mid in expected if mid in acks)
         stored, pending = rig.reader.pending_since(snap)
-        if stored >= len(workload) and pending == 0 and got >= len(expected):
+        if stored >= len(wanted) and pending == 0 and got >= len(expected):
             break
         if (got, stored, pending) != state:
             state, moved = (got, stored, pending), time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ from benchmarks.checks import (
     ack_backlog_curve,
     backlog_growth,
     db_backlog_summary,
+    latency_split,
     latency_summary,
     verify,
 )
+from benchmarks.daemon import Daemon
 from benchmarks.rig import Rig, loadavg, wait_complete
 from benchmarks.sink import SinkProcess
 from benchmarks.store import BacklogSampler
@@ -49,7 +52,7 @@ def smtp_run(
     snap = rig.reader.snapshot()
     with BacklogSampler(rig.reader) as sampler:
         sent = client.send(rig.daemon.port, workload.mails, connections=connections, rate=rate)
-        done = wait_complete(rig, workload, snap)
+        done = wait_complete(rig, workload, snap, accepted=sent.accepted_at.keys())
     verdict = verify(rig.reader, snap, workload, done.acks, sent.accepted_at)
     if sent.errors:
         verdict["problems"] = [f"client: {e}" for e in sent.errors[:3]] + verdict["problems"]
@@ -64,6 +67,7 @@ def smtp_run(
         for mid in expected
         if mid in done.acks and mid in sent.accepted_at
     ]
+    split = latency_split(rig.reader.timeline(snap), sent.accepted_at, done.acks, expected)
     total = max(done.finished - sent.started, 1e-9)
     curve = ack_backlog_curve(sent.accepted_at, done.acks, expected)
     return {
@@ -72,6 +76,7 @@ def smtp_run(
         "messages": len(workload),
         "accepted": sent.accepted,
         "send_seconds": round(sent.seconds, 2),
+        "accepted_at_epoch": sent.finished,
         "accepted_per_s": round(sent.rate, 1),
         "total_seconds": round(total, 2),
         "processed_per_s": round(len(workload) / total, 1),
@@ -81,11 +86,49 @@ def smtp_run(
         "ack_backlog": backlog_growth(curve, sent.started, sent.finished),
         "db_backlog": db_backlog_summary(sampler.samples),
         "receipt_to_ack": latency_summary(ack_latency),
+        **split,
         "smtp_transaction": latency_summary(sent.transaction_seconds.values()),
         **verdict,
         "load_before": load,
         "load_after": loadavg(),
     }
+
+
+class RssSampler:
+    """VmRSS of the daemon every ``interval`` seconds on a thread."""
+
+    def __init__(self, daemon: Daemon, interval: float = 0.02) -> None:
+        self.daemon = daemon
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.samples.append((time.time(), self.daemon.memory()["rss_mb"]))
+            except OSError:
+                return
+            self._stop.wait(self.interval)
+
+    def max_between(self, start: float | None, end: float | None) -> float | None:
+        if start is None and end is None:
+            return None
+        values = [
+            mb
+            for at, mb in self.samples
+            if (start is None or at >= start) and (end is None or at <= end)
+        ]
+        return max(values, default=None)
 
 
 def big_message_run(folder: Path, db_url: str, size: int, attachment: int) -> dict[str, Any]:
@@ -98,8 +141,10 @@ def big_message_run(folder: Path, db_url: str, size: int, attachment: int) -> di
         before = rig.daemon.memory()
         mail = big_message(sender_address(999), size, attachment)
         workload = Workload("big", [mail])
-        run = smtp_run(rig, workload, 1)
+        with RssSampler(rig.daemon) as rss:
+            run = smtp_run(rig, workload, 1)
         after = rig.daemon.memory()
+        accepted_at = run.get("accepted_at_epoch")
     finally:
         rig.stop()
     return {
@@ -109,6 +154,10 @@ def big_message_run(folder: Path, db_url: str, size: int, attachment: int) -> di
         "peak_rss_before_mb": before["peak_rss_mb"],
         "peak_rss_mb": after["peak_rss_mb"],
         "rss_after_mb": after["rss_mb"],
+        # VmRSS sampled every 20 ms: the highest while the message was being received
+        # (until its 250) and while it was processed and acknowledged (after the 250).
+        "rss_max_receiving_mb": rss.max_between(0, accepted_at),
+        "rss_max_processing_mb": rss.max_between(accepted_at, None),
         "seconds": run["total_seconds"],
         "correct": run["correct"],
         "problems": run["problems"],

@@ -87,6 +87,20 @@ class StoreReader:
         )
         return _epoch(value)
 
+    def timeline(self, snap: Snapshot) -> dict[str, tuple[float, float | None]]:
+        """Message-ID → (stored, processed) times of the phase's messages (epoch seconds)."""
+        out: dict[str, tuple[float, float | None]] = {}
+        for message_id, received, processed in self._rows(
+            "SELECT e.message_id, i.received_at, i.processed_at FROM thread_entry e "
+            "JOIN inbound i ON i.id = e.inbound_id "
+            "WHERE e.direction = 'inbound' AND i.id > :since",
+            since=snap.max_inbound_id,
+        ):
+            stored = _epoch(received)
+            if stored is not None:
+                out[str(message_id)] = (stored, _epoch(processed))
+        return out
+
     def outbox_rows(self) -> int:
         return int(self._scalar("SELECT count(*) FROM outbox"))
 

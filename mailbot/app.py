@@ -26,10 +26,20 @@ from mailbot.outbound.sender import RetryPolicy, Sender
 from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
 from mailbot.outbound.webhook import WebhookTransport
 from mailbot.pipeline.decide import Policy
+from mailbot.pipeline.limits import scan as scan_limits
 from mailbot.pipeline.threading_rules import reference_pattern
+from mailbot.security_setup import reply_tokens, security_policy
 from mailbot.sla.wiring import ServiceLevelParts
 from mailbot.store.db import Store, utcnow
+from mailbot.store.leader import (
+    FOLLOWER_RETRY,
+    Election,
+    Leadership,
+    StandbyAware,
+    imap_lock_name,
+)
 from mailbot.store.repo import enqueue
+from mailbot.store.threads import ThreadSettings
 from mailbot.worker import Worker
 
 SHUTDOWN_GRACE = 30.0
@@ -74,8 +84,10 @@ class Application:
         self.renderer = Renderer(settings.resolve_path(settings.acknowledgement.templates))
         self.renderer.check()
         policy_cfg = settings.policy
+        # Reply tokens in our Message-IDs prove a reply's author got our mail (issue 5).
+        self.tokens = reply_tokens(settings, self.store)
         # Service levels: due times, staff replies, paging and reminders (mailbot/sla).
-        self.sla = ServiceLevelParts.from_settings(settings)
+        self.sla = ServiceLevelParts.from_settings(settings, reply_token=self.tokens.token)
         self.ack = AckComposer(
             self.renderer,
             AckSettings(
@@ -87,6 +99,7 @@ class Application:
                 initial_response={k: v.initial_response for k, v in policy_cfg.targets.items()},
                 status_updates={k: v.status_updates for k, v in policy_cfg.targets.items()},
                 describe_due=self.sla.clocks.describe,
+                reply_token=self.tokens.token,
             ),
         )
         own = settings.mailbot.own_addresses | {settings.outbound.from_address}
@@ -98,6 +111,7 @@ class Application:
             max_acks_per_sender_per_hour=settings.acknowledgement.max_per_sender_per_hour,
             staff=self.sla.staff,
             paging=self.sla.paging,
+            security=security_policy(settings, self.tokens),
         )
         self.worker = Worker(
             store=self.store,
@@ -108,8 +122,18 @@ class Application:
             batch_size=settings.worker.batch_size,
             lease_seconds=settings.worker.lease_seconds,
             service=self.sla.effects,
+            thread=ThreadSettings(
+                own_addresses=self.policy.own_addresses,
+                staff=self.policy.staff,
+                reply_languages=tuple(settings.threads.reply_languages),
+                cc_on_ack=settings.acknowledgement.cc_participants,
+                cc_on_relay=settings.staff.cc_participants,
+                max_cc=settings.threads.max_cc,
+            ),
         )
         self.reminders = self.sla.reminder_sweep(self.store, clock, settings.mailbot.ticket_prefix)
+        # Several daemons on one PostgreSQL: one of them sweeps (mailbot/store/leader.py).
+        self.reminder_election = Election(self.store.engine, "reminders")
         # Health, metrics, HTTP and sd_notify; fed by observers, not imported everywhere.
         self.ops = Ops(settings, self.store, clock)
         out = settings.outbound
@@ -120,6 +144,7 @@ class Application:
             retry=RetryPolicy(out.max_attempts, out.retry_initial, out.retry_max),
             observer=self.ops.observe_delivery,
             ticket_prefix=settings.mailbot.ticket_prefix,
+            lease_seconds=out.lease_seconds,
         )
         self.listener: SmtpListener | None = None
         self.imap: ImapIntake | None = None
@@ -169,6 +194,7 @@ class Application:
             accepted=self.settings.mailbot.own_addresses,
             protocol=cfg.protocol,
             store_raw=self.store_raw,
+            check=partial(scan_limits, limits=self.policy.security.limits),  # 552 when over
         )
         self.listener = SmtpListener(
             handler,
@@ -195,6 +221,20 @@ class Application:
         loop = asyncio.get_running_loop()
         self.imap.wake = lambda: loop.call_soon_threadsafe(self._inbound_ready.set)
         self.imap.start()
+
+    def imap_leadership(self) -> Leadership | None:
+        """The mailbox is read by one daemon at a time: the holder of its advisory lock."""
+        imap = self.imap
+        if imap is None:
+            return None
+        cfg = imap.cfg
+        name = imap_lock_name(cfg.host, cfg.port, cfg.username, cfg.folder)
+        return Leadership(
+            Election(self.store.engine, name),
+            start=self.start_imap,
+            stop=lambda: imap.stop(SHUTDOWN_GRACE),
+            what=f"IMAP {cfg.where} folder {cfg.folder!r}",
+        )
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -235,14 +275,21 @@ class Application:
     async def _reminder_loop(self) -> None:
         """The SLA scheduler: reminders for overdue first responses and status updates."""
         interval = self.sla.reminder_interval
-        while not self._stopping.is_set():
-            try:
-                if await asyncio.to_thread(self.reminders.sweep):
-                    self._outbox_ready.set()
-            except Exception as exc:
-                self.log.error("reminders: %s: %s", exc.__class__.__name__, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+        election = self.reminder_election
+        try:
+            while not self._stopping.is_set():
+                try:
+                    leading = await asyncio.to_thread(election.poll)
+                    if leading and await asyncio.to_thread(self.reminders.sweep):
+                        self._outbox_ready.set()
+                except Exception as exc:
+                    self.log.error("reminders: %s: %s", exc.__class__.__name__, exc)
+                # A follower asks again soon, to take over within seconds of a leader's death.
+                wait = interval if election.leading else min(interval, FOLLOWER_RETRY)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+        finally:
+            await asyncio.to_thread(election.release)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -265,18 +312,20 @@ class Application:
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.build_imap()
         await self.start_listener()
-        self.start_imap()
+        imap_leader = self.imap_leadership()  # starts IMAP here once this daemon leads
         tasks = [
             asyncio.create_task(self._worker_loop(), name="worker"),
             asyncio.create_task(self._sender_loop(), name="sender"),
         ]
+        if imap_leader is not None:
+            tasks.append(asyncio.create_task(imap_leader.run(self._stopping), name="imap-leader"))
         if self.sla.reminders_enabled:
             tasks.append(asyncio.create_task(self._reminder_loop(), name="reminders"))
         listener = self.listener
         await self.ops.start(
             (lambda: listener.running) if listener is not None else None,
             "running" if listener is None else f"running; listening on port {listener.port}",
-            imap=self.imap,
+            imap=StandbyAware(self.imap, imap_leader) if imap_leader is not None else None,
         )
         if ready is not None:
             ready()
@@ -286,8 +335,7 @@ class Application:
         self.log.info("stopping: no new connections; finishing in-flight messages")
         if self.listener is not None:
             await self.listener.stop(SHUTDOWN_GRACE)
-        if self.imap is not None:
-            await asyncio.to_thread(self.imap.stop, SHUTDOWN_GRACE)
+        # The IMAP leadership task stops the intake (if it runs here) and frees its lock.
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)

@@ -132,6 +132,8 @@ class OutboundSection(_Section):
     retry_initial: float = Field(default=30.0, gt=0)
     retry_max: float = Field(default=3600.0, gt=0)
     poll_interval: float = Field(default=1.0, gt=0)
+    # Seconds a claimed outbox row stays reserved for one sender (after a crash: this long).
+    lease_seconds: float = Field(default=120.0, gt=0)
 
     _check_from = field_validator("from_address")(_lower_address)
 
@@ -144,6 +146,8 @@ class AcknowledgementSection(_Section):
     acknowledge_replies: bool = False
     max_per_sender_per_hour: int = Field(default=5, ge=0)
     templates: str = "templates"
+    # Send the acknowledgement to the requester with the ticket's other participants on Cc.
+    cc_participants: bool = True
 
 
 class SeverityTarget(_Section):
@@ -324,6 +328,8 @@ class StaffSection(_Section):
     addresses: list[str] = Field(default_factory=list)
     domains: list[str] = Field(default_factory=list)
     resolve_marker: str = "[resolved]"
+    # Relay staff replies to the requester with the other participants on Cc.
+    cc_participants: bool = True
 
     @field_validator("addresses")
     @classmethod
@@ -390,6 +396,60 @@ class RemindersSection(_Section):
         return _lower_address(value) if value.strip() else ""
 
 
+# ---------------------------------------------------------------- hostile mail (issue 5)
+
+
+class SecuritySection(_Section):
+    """Who may append to a ticket, reply tokens, sender authenticity, loop and bounce limits."""
+
+    append_policy: Literal["participants", "anyone"] = "participants"
+    unauthorised_reference: Literal["new-ticket", "quarantine"] = "new-ticket"
+    reply_token_secret_env: str = "MAILBOT_REPLY_TOKEN_SECRET"
+    reply_token_secret_file: str | None = None
+    authserv_id: str = ""
+    require_dmarc_for_paging: bool | None = None  # None: true when authserv_id is set
+    max_automatic_per_ticket_per_hour: int = Field(default=10, ge=0)
+    bounce_suppression_seconds: float = Field(default=604_800.0, ge=0)
+
+    @property
+    def dmarc_required_for_paging(self) -> bool:
+        if self.require_dmarc_for_paging is None:
+            return bool(self.authserv_id)
+        return self.require_dmarc_for_paging
+
+
+class LimitsSection(_Section):
+    """Structural limits checked before a message is parsed (size: ``intake.*``)."""
+
+    max_headers: int = Field(default=500, gt=0)
+    max_header_line_length: int = Field(default=16_384, gt=0)
+    max_mime_parts: int = Field(default=200, gt=0)
+    max_mime_depth: int = Field(default=20, gt=0)
+    max_attachments: int = Field(default=100, ge=0)
+    max_attachment_bytes: int = Field(default=26_214_400, ge=0)
+
+
+class ThreadsSection(_Section):
+    """How messages read in a thread, and who takes part in it (mailbot/pipeline/content.py)."""
+
+    # Languages of reply headers and closings that quote stripping recognises
+    # (mail-parser-reply codes: en de fr es it nl pl cs da sv ja ko zh).
+    reply_languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr", "es", "it", "nl"])
+    # At most this many participants on the Cc of one acknowledgement or relay.
+    max_cc: int = Field(default=10, ge=0)
+
+    @field_validator("reply_languages")
+    @classmethod
+    def _check_languages(cls, values: list[str]) -> list[str]:
+        from mailparser_reply.constants import MAIL_LANGUAGES
+
+        known = sorted(k for k in MAIL_LANGUAGES if len(k) == 2)
+        for value in values:
+            if value.strip().lower() not in known:
+                raise ValueError(f"unknown language {value!r} (known: {' '.join(known)})")
+        return [v.strip().lower() for v in values]
+
+
 class Settings(_Section):
     mailbot: MailbotSection
     database: DatabaseSection = DatabaseSection()
@@ -402,7 +462,10 @@ class Settings(_Section):
     staff: StaffSection = StaffSection()
     paging: PagingSection = PagingSection()
     reminders: RemindersSection = RemindersSection()
+    threads: ThreadsSection = ThreadsSection()
     http: HttpSection = HttpSection()
+    security: SecuritySection = SecuritySection()
+    limits: LimitsSection = LimitsSection()
     base_dir: Path = Path(".")
 
     def resolve_path(self, value: str) -> Path:

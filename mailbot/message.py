@@ -14,11 +14,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr
 
-import html2text
 import mailparser
+
+from mailbot import htmltext
+from mailbot.mime_fallback import FallbackParse
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -103,45 +106,96 @@ def _unescape_8bit(value: str) -> str:
         return data.decode("cp1252", "replace")
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_UNDECODABLE = (LookupError, UnicodeError, ValueError, binascii.Error, HeaderParseError)
+
+
+def _decoded_word(found: re.Match[str]) -> str:
+    try:
+        return str(make_header(decode_header(found.group(0))))
+    except _UNDECODABLE:
+        return found.group(0)
+
+
 def decode_header_text(value: str | None) -> str:
     """Decode RFC 2047 words; never raise; fold whitespace and drop control characters."""
     if value is None:
         return ""
     try:
         text = str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError, binascii.Error):
-        text = str(value)
+    except _UNDECODABLE:  # one broken word: decode the others, keep it as written
+        text = _ENCODED_WORD.sub(_decoded_word, str(value))
     text = text.encode("utf-8", "replace").decode("utf-8")
     return " ".join(_CONTROL.sub(" ", text).split())
 
 
+def _unfolded(value: str) -> str:
+    """A raw header value on one line, encoded words left as they are."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
 def _addresses(values: list[str]) -> tuple[str, ...]:
+    # Parsed before decoding: an encoded word is only ever a display name, so whatever
+    # it decodes to (commas, <...>) cannot add or change an address.
     found: list[str] = []
-    for _, address in getaddresses([decode_header_text(v) for v in values]):
+    for _, address in getaddresses([_unfolded(v) for v in values]):
         address = address.strip().lower()
-        if "@" in address and address not in found:
+        if "@" in address and "?=" not in address and "=?" not in address and address not in found:
             found.append(address)
     return tuple(found)
 
 
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_ANGLE_ADDR = re.compile(r"<[^<>]*>")
+
+
+def _is_group(raw: str) -> bool:
+    """Group syntax (``team: a@x, b@y;``, ``undisclosed:;``): never one sender."""
+    bare = _ANGLE_ADDR.sub("", _COMMENT.sub("", _QUOTED.sub("", raw)))
+    return ":" in bare
+
+
+_MASK = re.compile(r"=mbw(\d+)=")
+
+
 def _sender(value: str | None) -> tuple[str | None, str]:
-    """The From address when it is one unambiguous mailbox; otherwise no address."""
+    """The From address when it is one unambiguous mailbox; otherwise no address.
+
+    The raw value is parsed with its encoded words masked as plain atoms and only the
+    display name is decoded, so a name that decodes to CR/LF, ``Bcc:``, ``<victim@…>``
+    or a comma stays text and cannot change whose address this is.
+    """
     if not value:
         return None, ""
+    words: list[str] = []
+
+    def mask(found: re.Match[str]) -> str:
+        words.append(found.group(0))
+        return f"=mbw{len(words) - 1}="
+
+    def unmask(found: re.Match[str]) -> str:
+        index = int(found.group(1))
+        return words[index] if index < len(words) else found.group(0)
+
+    raw = _ENCODED_WORD.sub(mask, _unfolded(str(value)))
     decoded = decode_header_text(value)
-    pairs = getaddresses([decoded])
+    if _is_group(raw):
+        return None, decoded
+    pairs = getaddresses([raw])
     if len(pairs) != 1:
         return None, decoded
     name, address = pairs[0]
+    name = decode_header_text(_MASK.sub(unmask, name))
     address = address.strip().lower()
     if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
         return None, name or decoded
-    if parseaddr(decoded)[1].strip().lower() != address:
+    if _MASK.search(address) or parseaddr(raw)[1].strip().lower() != address:
         return None, decoded
     return address, name
 
 
-def _parse_date(parsed: mailparser.MailParser) -> datetime | None:
+def _parse_date(parsed: mailparser.MailParser | FallbackParse) -> datetime | None:
     try:
         value = parsed.date
     except Exception:  # mail-parser raises a variety of errors for odd dates
@@ -151,7 +205,7 @@ def _parse_date(parsed: mailparser.MailParser) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _attachments(parsed: mailparser.MailParser) -> tuple[Attachment, ...]:
+def _attachments(parsed: mailparser.MailParser | FallbackParse) -> tuple[Attachment, ...]:
     found = []
     for item in parsed.attachments:
         payload = item.get("payload") or ""
@@ -173,17 +227,32 @@ def _attachments(parsed: mailparser.MailParser) -> tuple[Attachment, ...]:
     return tuple(found)
 
 
+def _iso2022(text: str) -> str:
+    """Decode ISO-2022 escape sequences mail-parser leaves in 7-bit parts (Japanese mail).
+
+    mail-parser returns a 7bit part's text as it is, which for ISO-2022-JP (-KR, -CN)
+    is ASCII full of ``ESC $ B`` shifts; iso2022_jp_2 reads the JP, KR and CN sets.
+    """
+    if "\x1b" not in text:
+        return text
+    try:
+        return text.encode("ascii").decode("iso2022_jp_2")
+    except UnicodeError:
+        return text
+
+
 def html_to_text(html: str) -> str:
-    """Readable text from HTML, keeping links and list structure."""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0
-    converter.ignore_images = True
-    return converter.handle(html).strip()
+    """Readable text from HTML, keeping links and list structure (``mailbot.htmltext``)."""
+    return htmltext.html_to_text(html)
 
 
 def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     """Parse one raw RFC 5322 message."""
-    parsed = mailparser.parse_from_bytes(raw)
+    parsed: mailparser.MailParser | FallbackParse
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+    except Exception:  # it gives up on some broken structures: read it with the stdlib
+        parsed = FallbackParse(raw)
     msg = parsed.message
     headers: dict[str, tuple[str, ...]] = {}
     for name, value in msg.raw_items():
@@ -197,8 +266,8 @@ def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     def joined(name: str) -> str:
         return " ".join(headers.get(name.lower(), ()))
 
-    text_parts = [t for t in parsed.text_plain if t and t.strip()]
-    html_parts = [h for h in parsed.text_html if h and h.strip()]
+    text_parts = [_iso2022(t) for t in parsed.text_plain if t and t.strip()]
+    html_parts = [_iso2022(h) for h in parsed.text_html if h and h.strip()]
     html = "\n".join(html_parts) or None
     text = "\n\n".join(text_parts)
     if not text and html:

@@ -17,8 +17,9 @@ from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.sla.breach import breached
 from mailbot.store.db import utcnow
-from mailbot.store.models import Attachment, OutboxMessage, Ticket, TicketEvent
+from mailbot.store.models import Attachment, OutboxMessage, ThreadEntry, Ticket, TicketEvent
 from mailbot.store.repo import thread_of
+from mailbot.store.threads import participants
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -84,6 +85,29 @@ def page_rows(session: Session, ticket_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def attachment_numbers(
+    entries: list[ThreadEntry], attachments: dict[int, list[Attachment]]
+) -> dict[int, int]:
+    """Attachment id → its number in the ticket (1, 2, … in thread order)."""
+    numbers: dict[int, int] = {}
+    for entry in entries:
+        for item in attachments.get(entry.id or 0, []):
+            numbers[item.id or 0] = len(numbers) + 1
+    return numbers
+
+
+def ticket_attachments(session: Session, ticket_id: int) -> list[Attachment]:
+    """The ticket's attachments in ``tickets show`` order (number N is item N-1)."""
+    entries = thread_of(session, ticket_id)
+    if not entries:
+        return []
+    query = select(Attachment).where(col(Attachment.entry_id).in_([e.id for e in entries]))
+    by_entry: dict[int, list[Attachment]] = {}
+    for item in session.execute(query.order_by(col(Attachment.id))).scalars():
+        by_entry.setdefault(item.entry_id, []).append(item)
+    return [item for entry in entries for item in by_entry.get(entry.id or 0, [])]
+
+
 def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, Any]:
     assert ticket.id is not None
     entries = thread_of(session, ticket.id)
@@ -96,6 +120,7 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, An
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(col(TicketEvent.id))
     ).scalars()
     detail = ticket_summary(ticket, len(entries), prefix)
+    numbers = attachment_numbers(entries, attachments)
     detail["messages"] = [
         {
             "direction": entry.direction,
@@ -107,18 +132,26 @@ def ticket_detail(session: Session, ticket: Ticket, prefix: str) -> dict[str, An
             "subject": entry.subject,
             "date": iso(entry.date or entry.created_at),
             "received_at": iso(entry.created_at),
-            "text": entry.text,
+            "text": entry.text,  # the new content: quoted history and signature removed
+            "text_full": entry.text_full or entry.text,
             "attachments": [
                 {
+                    "number": numbers[a.id or 0],  # for `tickets attachment REF N`
                     "filename": a.filename,
                     "content_type": a.content_type,
                     "size": a.size,
                     "sha256": a.sha256,
+                    "inline": bool(a.content_id),
+                    "content_id": a.content_id or None,
                 }
                 for a in attachments.get(entry.id or 0, [])
             ],
         }
         for entry in entries
+    ]
+    detail["participants"] = [
+        {"address": p.address, "role": p.role, "added_at": iso(p.added_at)}
+        for p in participants(session, ticket.id)
     ]
     detail["events"] = [{"at": iso(e.at), "kind": e.kind, "detail": e.detail} for e in events]
     detail["pages"] = page_rows(session, ticket.id)
@@ -169,13 +202,18 @@ def format_ticket_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_ticket_thread(detail: dict[str, Any]) -> str:
+def format_ticket_thread(detail: dict[str, Any], full: bool = False) -> str:
+    """The thread for people: each message's new content, or with ``full`` the whole text."""
     lines = [
         f"{detail['ref']}  {printable(detail['subject'])}",
         f"severity {detail['severity']} · status {detail['status']} · "
         f"requester {printable(detail['requester'] or '-')} · opened {detail['created_at']}",
         *_service_lines(detail),
     ]
+    others = [p for p in detail.get("participants", []) if p["role"] != "requester"]
+    if others:
+        names = ", ".join(f"{printable(p['address'])} ({p['role']})" for p in others)
+        lines.append(f"participants: {names}")
     for event in detail["events"]:
         lines.append(f"  * {event['at']} {event['kind']}: {printable(event['detail'])}")
     for number, message in enumerate(detail["messages"], start=1):
@@ -186,12 +224,19 @@ def format_ticket_thread(detail: dict[str, Any]) -> str:
         )
         lines.append(f"From: {printable(message['from'])}")
         lines.append(f"To: {printable(message['to'])}")
+        if message.get("cc"):
+            lines.append(f"Cc: {printable(message['cc'])}")
         lines.append(f"Subject: {printable(message['subject'])}")
         for item in message["attachments"]:
+            inline = ", inline" if item.get("inline") else ""
             lines.append(
-                f"Attachment: {printable(item['filename'])} ({item['content_type']}, "
-                f"{item['size']} bytes)"
+                f"Attachment {item['number']}: {printable(item['filename'])} "
+                f"({item['content_type']}, {item['size']} bytes{inline})"
             )
+        text = message["text_full"] if full else message["text"]
         lines.append("")
-        lines.append(printable(message["text"], multiline=True).rstrip())
+        lines.append(printable(text, multiline=True).rstrip())
+        hidden = message["text_full"].replace("\r\n", "\n").strip() != message["text"].strip()
+        if not full and hidden:
+            lines.append("[quoted text and signature hidden; --full shows them]")
     return "\n".join(lines)

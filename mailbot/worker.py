@@ -17,7 +17,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 
 from mailbot.message import InboundMail, parse
+from mailbot.pipeline.authenticity import strip_internal_headers
 from mailbot.pipeline.decide import IgnoreMessage, NewTicket, Policy, decide
+from mailbot.pipeline.limits import check_parsed
+from mailbot.pipeline.limits import scan as scan_limits
+from mailbot.pipeline.screen import screen
 from mailbot.store.apply import AckBuilder, Applied, ServiceLevels, apply_decision
 from mailbot.store.db import Store, is_transient
 from mailbot.store.models import InboundMessage
@@ -27,6 +31,7 @@ from mailbot.store.repo import (
     mark_quarantined,
     release_for_retry,
 )
+from mailbot.store.threads import ThreadSettings
 
 MAX_RETRY_DELAY = 300.0
 
@@ -56,9 +61,15 @@ class Worker:
         lease_seconds: float = 300.0,
         log: logging.Logger | None = None,
         service: ServiceLevels | None = None,
+        thread: ThreadSettings | None = None,
     ) -> None:
         self.store = store
         self.service = service
+        # Readable text and participants (mailbot/store/threads.py); our own addresses and
+        # staff come from the policy unless given.
+        self.thread = thread or ThreadSettings(
+            own_addresses=policy.own_addresses, staff=policy.staff
+        )
         self.policy = policy
         self.prefix = prefix
         self.build_ack = build_ack
@@ -85,10 +96,17 @@ class Worker:
         row = self._load(inbound_id)
         if row is None:
             return Outcome(inbound_id, "skipped", detail="no longer pending")
+        limits = self.policy.security.limits
+        mail: InboundMail | None = None
         try:
-            mail = parse(row.raw, envelope_from=row.mail_from)
+            over = scan_limits(row.raw, limits)  # before the expensive parse
+            if over is None:
+                mail = strip_internal_headers(parse(row.raw, envelope_from=row.mail_from))
+                over = check_parsed(mail, limits)
         except Exception:
             return self._quarantine(row, "parse failed:\n" + traceback.format_exc())
+        if over is not None or mail is None:
+            return self._quarantine(row, f"over a limit: {over}", mail)
         return self._decide_and_apply(row, mail)
 
     def _decide_and_apply(self, row: InboundMessage, mail: InboundMail) -> Outcome:
@@ -99,10 +117,14 @@ class Worker:
         now = self.clock()
         try:
             with self.store.transaction() as session:
-                current = session.get(InboundMessage, row.id)
+                # Locked for the whole transaction: a worker that claims it after our lease
+                # ran out skips it (SKIP LOCKED) or waits here and then sees it done.
+                current = session.get(InboundMessage, row.id, with_for_update=True)
                 if current is None or current.status != "pending":
                     return Outcome(row.id, "skipped", detail="processed elsewhere")
-                decision = decide(mail, RepoLookup(session, now), policy)
+                lookup = RepoLookup(session, now)
+                # Our own mail and bounces first (pipeline/screen.py), then the decision core.
+                decision = screen(mail, row.raw, lookup, policy) or decide(mail, lookup, policy)
                 applied = apply_decision(
                     session,
                     inbound_id=row.id,
@@ -112,6 +134,7 @@ class Worker:
                     prefix=self.prefix,
                     build_ack=self.build_ack,
                     service=self.service,
+                    thread=self.thread,
                 )
         except IntegrityError:
             # A twin of this message was committed concurrently (another worker or daemon):
@@ -154,6 +177,9 @@ class Worker:
         assert row.id is not None
         now = self.clock()
         with self.store.transaction() as session:
+            current = session.get(InboundMessage, row.id, with_for_update=True)
+            if current is None or current.status != "pending":  # never overwrite an outcome
+                return Outcome(row.id, "skipped", detail="processed elsewhere")
             applied = apply_decision(
                 session,
                 inbound_id=row.id,

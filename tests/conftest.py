@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.daemon import Daemon, base_config, merge, write_config
+from support.postgres import postgres_url, store_url  # noqa: F401  (fixtures)
 from support.servers import Sink, free_port
 
 

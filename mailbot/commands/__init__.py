@@ -9,7 +9,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from mailbot.commands import check, deliver, imap_check, importer, outbox, quarantine, run, tickets
+from mailbot.commands import (
+    check,
+    db,
+    deliver,
+    imap_check,
+    importer,
+    outbox,
+    quarantine,
+    run,
+    tickets,
+)
 
 Registrar = Callable[[argparse._SubParsersAction], None]
 
@@ -22,4 +32,5 @@ REGISTRARS: tuple[Registrar, ...] = (
     quarantine.register,
     outbox.register,
     importer.register,
+    db.register,
 )

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from jinja2 import FileSystemLoader, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import make_url, text
 
 from mailbot.commands.common import EX_OK, EX_UNAVAILABLE
 from mailbot.config import Settings
 from mailbot.ops.health import maildir_problem
 from mailbot.ops.service import imap_enabled
 from mailbot.store.db import make_engine
+from mailbot.store.schema import read_status
 
 CHECK_TIMEOUT = 10.0
 
@@ -37,13 +38,16 @@ def check_database(settings: Settings) -> str:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            tables = set(inspect(conn).get_table_names())
+            found = read_status(conn)
     except Exception as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise CheckFailed(f"{shown}: {reason[0] if reason else type(exc).__name__}") from None
     finally:
         engine.dispose()
-    schema = "schema present" if "inbound" in tables else "empty; tables are created on start"
+    problem = found.problem(empty_ok=True)  # older or newer than the code: `mailbot db upgrade`
+    if problem is not None:
+        raise CheckFailed(f"{shown}: {problem}")
+    schema = "empty; tables are created on start" if found.state == "empty" else found.describe()
     return f"{shown}, {schema}"
 
 
@@ -135,11 +139,22 @@ def check_imap_section(settings: Settings) -> str:
         raise CheckFailed(str(exc) or type(exc).__name__) from None
 
 
+def check_reply_tokens(settings: Settings) -> str:
+    from mailbot.errors import ConfigError
+    from mailbot.security_setup import secret_source
+
+    try:
+        return secret_source(settings)
+    except ConfigError as exc:
+        raise CheckFailed(str(exc)) from None
+
+
 def run_checks(settings: Settings, config_file: str) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, Callable[[Settings], str]]] = [
         ("database", check_database),
         ("templates", check_templates),
         ("outbound", check_outbound),
+        ("reply-tokens", check_reply_tokens),
     ]
     if imap_enabled(settings):
         checks.append(("imap", check_imap_section))

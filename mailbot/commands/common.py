@@ -8,6 +8,7 @@ from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.pipeline.threading_rules import reference_pattern
 from mailbot.store.db import Store
+from mailbot.store.schema import SchemaError
 
 EX_OK = 0
 EX_USAGE = 64
@@ -33,6 +34,8 @@ def open_store(settings: Settings) -> Store:
         return Store.open(settings.database_url(), busy_timeout=settings.database.busy_timeout)
     except OperationalError as exc:
         raise CommandError(f"cannot open database: {exc.orig}", EX_UNAVAILABLE) from None
+    except SchemaError as exc:  # older or newer than this code: `mailbot db upgrade`
+        raise CommandError(str(exc), EX_CONFIG) from None
 
 
 def parse_ticket_ref(settings: Settings, ref: str) -> int:

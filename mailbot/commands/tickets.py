@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mailbot.commands import resolve
+from mailbot.commands import attachment, resolve
 from mailbot.commands.common import EX_NOINPUT, EX_OK, CommandError, open_store, parse_ticket_ref
 from mailbot.config import Settings
 from mailbot.store.repo import ticket_by_number, tickets_with_counts
@@ -33,7 +33,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         if ticket is None:
             raise CommandError(f"no such ticket: {args.ref}", EX_NOINPUT)
         detail = ticket_detail(session, ticket, settings.mailbot.ticket_prefix)
-    _print(detail, args.json, format_ticket_thread)
+    _print(detail, args.json, lambda d: format_ticket_thread(d, full=args.full))
     return EX_OK
 
 
@@ -46,5 +46,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="one ticket with its thread")
     show.add_argument("ref", help="ticket reference, e.g. SUP-1001")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument(
+        "--full", action="store_true", help="whole texts (quoted history and signatures too)"
+    )
     show.set_defaults(handler=cmd_show)
     resolve.register_action(actions)
+    attachment.register_action(actions)

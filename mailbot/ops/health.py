@@ -70,6 +70,8 @@ def connection_check(
 ) -> CheckResult:
     if status is None:
         return CheckResult(name, False, "not started")
+    if getattr(status, "standby", False):  # several daemons: another one leads (store/leader.py)
+        return CheckResult(name, True, "standby: another daemon holds this mailbox")
     since = (
         f"last success {wall_clock() - status.last_success:.0f}s ago"
         if status.last_success is not None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from mailbot.message import InboundMail
 from mailbot.outbound.compose import compose, domain_of, make_message_id
 from mailbot.outbound.render import Renderer
+from mailbot.outbound.reply_token import no_token
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.apply import OutgoingMail
@@ -27,6 +28,8 @@ class AckSettings:
     # Due time in the customer's terms ("10:00 AM PT on Monday, December 1"); None: not stated.
     # Called with (due, ticket creation time); the year is named when they differ.
     describe_due: Callable[[datetime, datetime], str] | None = None
+    # The ticket's reply token for our Message-ID (outbound/reply_token.py).
+    reply_token: Callable[[int], str] = no_token
 
 
 class AckComposer:
@@ -60,12 +63,16 @@ class AckComposer:
             return None
         return self.settings.describe_due(due, ticket.created_at)
 
-    def __call__(self, ticket: Ticket, mail: InboundMail) -> OutgoingMail:
+    def __call__(
+        self, ticket: Ticket, mail: InboundMail, *, cc: Sequence[str] = ()
+    ) -> OutgoingMail:
+        """The acknowledgement to the sender; ``cc``: the ticket's other participants."""
         assert mail.from_address is not None
         context = self.context(ticket, mail)
         rendered = self.renderer.render("ack", str(context["severity"]), context)
         subject = f"[{context['ticket_ref']}] {ticket.subject}"
-        message_id = make_message_id(domain_of(self.settings.from_address))
+        token = self.settings.reply_token(ticket.number)
+        message_id = make_message_id(domain_of(self.settings.from_address), token)
         references = [*mail.references]
         if mail.message_id and mail.message_id not in references:
             references.append(mail.message_id)
@@ -73,6 +80,7 @@ class AckComposer:
             from_address=self.settings.from_address,
             from_name=self.settings.from_name,
             to=[mail.from_address],
+            cc=cc,
             subject=subject,
             text=rendered.text,
             html=rendered.html,
@@ -84,8 +92,9 @@ class AckComposer:
             kind="ack",
             message_id=message_id,
             envelope_from=self.settings.from_address,
-            recipients=(mail.from_address,),
+            recipients=(mail.from_address, *cc),
             subject=subject,
             text=rendered.text,
             payload=payload,
+            cc=tuple(cc),
         )

@@ -36,9 +36,30 @@ def encoded_header(value: str) -> str | Header:
     return value if value.isascii() else Header(value, "utf-8")
 
 
-def make_message_id(domain: str) -> str:
-    """A new globally unique Message-ID (without angle brackets)."""
-    return f"{int(time.time() * 1000):x}.{secrets.token_hex(10)}@{domain}"
+class Unfolded:
+    """A header value written on one line as it is (compat32 folds at 78 characters).
+
+    For a single ``<msg-id>``: folding could only put it on a line of its own, which
+    is legal but shows up as a leading space in some readers.
+    """
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def encode(self, linesep: str = "\n", maxlinelen: int | None = None) -> str:
+        return self.value
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def make_message_id(domain: str, token: str = "") -> str:
+    """A new globally unique Message-ID (without angle brackets).
+
+    ``token``: the ticket's reply token (outbound/reply_token.py), ending the local part.
+    """
+    local = f"{int(time.time() * 1000):x}.{secrets.token_hex(10)}"
+    return f"{local}.{token}@{domain}" if token else f"{local}@{domain}"
 
 
 def domain_of(address: str) -> str:
@@ -84,9 +105,9 @@ def compose(
         msg["Cc"] = ", ".join(cc_list)
     msg["Subject"] = encoded_header(subject)
     msg["Date"] = formatdate(date or time.time(), usegmt=True)
-    msg["Message-ID"] = f"<{message_id}>"
+    msg["Message-ID"] = Unfolded(f"<{header_safe(message_id)}>")  # type: ignore[assignment]
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{header_safe(in_reply_to)}>"
+        msg["In-Reply-To"] = Unfolded(f"<{header_safe(in_reply_to)}>")  # type: ignore[assignment]
     refs = [f"<{header_safe(r)}>" for r in references]
     if refs:
         msg["References"] = " ".join(refs)

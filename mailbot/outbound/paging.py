@@ -16,6 +16,7 @@ from typing import Any
 
 from mailbot.message import InboundMail
 from mailbot.outbound.compose import compose, domain_of, header_safe
+from mailbot.outbound.reply_token import no_token, with_token
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.apply_service import OutgoingPage
@@ -34,6 +35,7 @@ class PageSettings:
     routing_key: str = ""
     oncall_address: str = ""
     describe_due: Callable[[datetime], str] | None = None
+    reply_token: Callable[[int], str] = no_token  # outbound/reply_token.py
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -50,7 +52,9 @@ class PageComposer:
         # The ticket's creation time keeps the id unique if a database is ever started anew.
         stamp = f"{ticket.created_at:%Y%m%d%H%M%S}"
         ref = format_reference(self.settings.prefix, ticket.number)
-        return f"page-{ref}-{event}-{channel}-{stamp}@{domain_of(self.settings.from_address)}"
+        local = f"page-{ref}-{event}-{channel}-{stamp}"
+        token = self.settings.reply_token(ticket.number)
+        return with_token(f"{local}@{domain_of(self.settings.from_address)}", token)
 
     def summary(self, ticket: Ticket, mail: InboundMail, event: str) -> str:
         ref = format_reference(self.settings.prefix, ticket.number)

@@ -10,7 +10,7 @@ messages or our earlier ones).  It is written by a person, so it is not marked
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import encoders, message_from_bytes
 from email.message import Message
@@ -18,7 +18,14 @@ from email.mime.base import MIMEBase
 from email.policy import compat32
 
 from mailbot.message import Attachment, InboundMail
-from mailbot.outbound.compose import compose, domain_of, header_safe, make_message_id
+from mailbot.outbound.compose import (
+    Unfolded,
+    compose,
+    domain_of,
+    header_safe,
+    make_message_id,
+)
+from mailbot.outbound.reply_token import no_token
 from mailbot.pipeline.staff import StaffReply, strip_resolve_marker
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.apply import OutgoingMail
@@ -32,6 +39,9 @@ def with_attachments(payload: bytes, attachments: Sequence[Attachment]) -> bytes
     if not attachments:
         return payload
     msg = message_from_bytes(payload, policy=compat32)
+    for name in ("Message-ID", "In-Reply-To"):  # keep them on one line (compose.Unfolded)
+        if msg[name] is not None:
+            msg.replace_header(name, Unfolded(str(msg[name]).strip()))
     body = Message()
     for name in _CONTENT_HEADERS:
         if msg[name] is not None:
@@ -66,6 +76,7 @@ class RelaySettings:
     envelope_from: str
     from_name: str = "Support"
     resolve_marker: str = ""
+    reply_token: Callable[[int], str] = no_token  # outbound/reply_token.py
 
 
 class RelayComposer:
@@ -85,16 +96,21 @@ class RelayComposer:
     def sender_name(self, mail: InboundMail) -> str:
         return f"{mail.from_name} ({self.settings.from_name})" if mail.from_name else "Support"
 
-    def __call__(self, ticket: Ticket, mail: InboundMail, reply: StaffReply) -> OutgoingMail:
+    def __call__(
+        self, ticket: Ticket, mail: InboundMail, reply: StaffReply, *, cc: Sequence[str] = ()
+    ) -> OutgoingMail:
+        """The relay to the requester; ``cc``: participants the staff member didn't write to."""
         assert reply.relay_to is not None
         text = strip_resolve_marker(mail.text, self.settings.resolve_marker, multiline=True)
         subject = self.subject(ticket, mail)
-        message_id = make_message_id(domain_of(self.settings.from_address))
+        token = self.settings.reply_token(ticket.number)
+        message_id = make_message_id(domain_of(self.settings.from_address), token)
         parent = mail.in_reply_to[0] if mail.in_reply_to else None
         payload = compose(
             from_address=self.settings.from_address,
             from_name=self.sender_name(mail),
             to=[reply.relay_to],
+            cc=cc,
             subject=subject,
             text=text,
             html=None,
@@ -108,8 +124,9 @@ class RelayComposer:
             kind="relay",
             message_id=message_id,
             envelope_from=self.settings.envelope_from,
-            recipients=(reply.relay_to,),
+            recipients=(reply.relay_to, *cc),
             subject=subject,
             text=text,
             payload=payload,
+            cc=tuple(cc),
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailbot.outbound.compose import compose, domain_of, header_safe
+from mailbot.outbound.reply_token import no_token, with_token
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.apply import OutgoingMail
@@ -28,6 +29,7 @@ class ReminderSettings:
     team_address: str = ""
     oncall_address: str = ""  # set when Emergency reminders also go to on-call
     describe_due: Callable[[datetime], str] | None = None
+    reply_token: Callable[[int], str] = no_token  # outbound/reply_token.py
 
 
 def _iso(value: datetime | None) -> str:
@@ -50,7 +52,8 @@ class ReminderComposer:
         ref = format_reference(self.settings.prefix, ticket.number)
         stamp = f"{ticket.created_at:%Y%m%d%H%M%S}"
         domain = domain_of(self.settings.from_address)
-        return f"reminder-{ref}-{kind}-{due:%Y%m%dT%H%M%S}-{stamp}@{domain}"
+        local = f"reminder-{ref}-{kind}-{due:%Y%m%dT%H%M%S}-{stamp}"
+        return with_token(f"{local}@{domain}", self.settings.reply_token(ticket.number))
 
     def _when(self, value: datetime | None) -> str:
         if value is None:

@@ -32,6 +32,9 @@ def automatic_reason(mail: InboundMail, own_addresses: frozenset[str]) -> str | 
             return f"mailing-list header {name}"
     if mail.header("x-autoreply") or mail.header("x-autorespond"):
         return "X-Autoreply header"
+    for value in mail.headers.get("x-loop", ()):  # our own mail, come back (compose.py)
+        if any(own in value.lower() for own in own_addresses):
+            return f"X-Loop: {value.strip()}"
     if mail.envelope_from is not None and mail.envelope_from.strip("<> ") == "":
         return "empty return path"
     if mail.content_type == "multipart/report" or mail.report_type:

@@ -3,13 +3,18 @@
 A reply usually carries the whole conversation below it ("On … wrote:", Outlook's
 "From: … Sent: …" block, Apple Mail's quoted attribution, German "Am … schrieb …:").
 mail-parser-reply (a maintained library that knows many clients and languages) finds
-where the new text ends; this module only guards against its two ways of losing text:
+where the new text ends.  This module guards against its ways of losing text and fills
+two small gaps:
 
 - its signature patterns cut everything after a matching line to the end, so a cut is
   accepted only when the matching line looks like a closing ("Best regards, Bob"),
   not a sentence that happens to start with "Thanks, …";
 - it strips every line, so the kept lines are taken from the original text instead,
-  which keeps the indentation of stack traces and configuration snippets.
+  which keeps the indentation of stack traces and configuration snippets;
+- a ``>`` quote it leaves whole is removed when it is plainly history: above a
+  bottom-posted answer, or at the end below an attribution line naming an address;
+  interleaved answers keep the questions they answer;
+- mobile footers it misses ("Von meinem iPhone gesendet") are dropped.
 
 Forwarded mail is kept whole: what was forwarded *is* the content.  Whenever the
 library is missing, fails or finds nothing, the full text is the answer: a support
@@ -19,6 +24,7 @@ engineer may see too much, never too little.  Pure; no I/O.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 from mailbot.pipeline.forwarded import is_forward
@@ -29,34 +35,100 @@ log = logging.getLogger("mailbot.content")
 # out of the default: their closing patterns ("Tak", "Kh", "/word") match ordinary lines.
 DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl")
 
-# Larger texts (logs pasted into a mail) are kept whole rather than searched.
-MAX_SEARCHED_CHARS = 200_000
+# Only the first this many characters are searched for the start of the quoted history
+# (the library's patterns cost about 1 ms per 1,000 characters).  In a longer text with no
+# quote header among them (a pasted log, a long report) nothing is cut at all.
+SEARCH_WINDOW = 16_000
+# A signature (with a disclaimer below it) starts within this many characters of the end.
+SIGNATURE_TAIL = 4_000
 # A signature cut is accepted only when its first line is this short (a closing line).
 MAX_CLOSING_LINE = 60
+_ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+")
+# What every quote header of the library's languages has: a line ending in a colon ("On …
+# wrote:", "Am … schrieb …:", "… 写道："), a line starting with a word or two and a colon
+# ("From:", "Von:", "De :", "보낸 사람:"), or a dashed separator ("-----Original Message").
+# Text without any such line cannot contain one.
+_HEADER_LINE = re.compile(r"[>* \t]*(?:[^\W\d_][^\n:]{0,24})?:|.*[:\uff1a][ \t*]*$")
+# Mobile footers the library's patterns miss (it knows "Sent from my …", "Gesendet von …").
+_PHONE_FOOTER = re.compile(
+    r"(?:Von meinem|Vom meinem) [\w .-]{1,40} gesendet\.?|Envoy\u00e9 de mon [\w .-]{1,40}",
+    re.IGNORECASE,
+)
 
 
-def _latest_reply(text: str, languages: Sequence[str]) -> tuple[str, str] | None:
-    """(body without signature, body with signature) of the newest reply; None: no answer."""
+def may_have_quote_header(text: str) -> bool:
+    """Whether any line could start a quote header (only lines with a colon are looked at)."""
+    if "-----" in text:
+        return True
+    for colon in (":", "\uff1a"):
+        position = text.find(colon)
+        while position >= 0:
+            start = text.rfind("\n", 0, position) + 1
+            end = text.find("\n", position)
+            end = len(text) if end < 0 else end
+            if _HEADER_LINE.match(text, start, end):
+                return True
+            position = text.find(colon, end)
+    return False
+
+
+def _latest_reply(text: str, languages: Sequence[str]) -> tuple[str, bool] | None:
+    """(newest reply without signature, whether a quote header was found); None: no answer."""
     try:
         from mailparser_reply.parser import EmailMessage
     except ImportError:  # pragma: no cover - a declared dependency; degrade, don't fail
         log.warning("mail-parser-reply is not installed: threads show the full text")
         return None
     try:
-        message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True).read()
+        message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True)
+        if not may_have_quote_header(text):
+            # No line can start a quote header: skip the costly header search (most of
+            # the library's time) and look for a signature only.
+            body = _without_signature(message.text.strip(), message.SIGNATURE_REGEX)
+            return _without_phone_footer(body), False
+        message.read()
     except Exception:  # a library bug on odd input must not stop the message
         log.exception("mail-parser-reply failed; keeping the full text")
         return None
     if not message.replies:
         return None
-    reply = message.replies[0]
-    full_body = reply.full_body
-    body = full_body
-    if reply.signatures:
-        first_line = reply.signatures.strip().split("\n", 1)[0]
-        if len(first_line) <= MAX_CLOSING_LINE and full_body.endswith(reply.signatures):
-            body = full_body[: -len(reply.signatures)].rstrip()
-    return body, full_body
+    first = message.replies[0]
+    body = _without_phone_footer(_without_signature(first.full_body, message.SIGNATURE_REGEX))
+    return body, len(message.replies) > 1 or bool(first.headers)
+
+
+def _without_signature(body: str, signature: re.Pattern[str]) -> str:
+    """``body`` cut at the first signature match that starts with a closing-like line.
+
+    The library's pattern runs from the matching line to the end of the text, so a
+    match whose first line is a sentence ("Thanks, I tried that and …") is skipped
+    and the search goes on from the next line.  Only the last ``SIGNATURE_TAIL``
+    characters are searched: a signature closes the text.
+    """
+    position = 0
+    if len(body) > SIGNATURE_TAIL:
+        position = body.find("\n", len(body) - SIGNATURE_TAIL) + 1
+    while True:
+        found = signature.search(body, position)
+        if found is None:
+            return body
+        text = found.group()
+        start = found.start() + len(text) - len(text.lstrip())
+        first_line = body[start:].split("\n", 1)[0].strip()
+        if len(first_line) <= MAX_CLOSING_LINE:
+            return body[:start].rstrip()
+        position = body.find("\n", start)
+        if position < 0:
+            return body
+        position += 1
+
+
+def _without_phone_footer(body: str) -> str:
+    """Drop a last line such as "Von meinem iPhone gesendet" (missing from the library)."""
+    head, _, last = body.rstrip().rpartition("\n")
+    if _PHONE_FOOTER.fullmatch(last.strip()):
+        return head.rstrip()
+    return body
 
 
 def _original_lines(text: str, wanted: str) -> str | None:
@@ -81,17 +153,73 @@ def _original_lines(text: str, wanted: str) -> str | None:
     return "\n".join(line.rstrip() for line in original[positions[0] : positions[-1] + 1])
 
 
-def new_content(
-    text: str, subject: str = "", languages: Sequence[str] = DEFAULT_LANGUAGES
-) -> str:
+def new_content(text: str, subject: str = "", languages: Sequence[str] = DEFAULT_LANGUAGES) -> str:
     """The text the sender wrote in this message; the full text when that can't be told."""
-    full = text.strip("\n")
-    if not full.strip() or len(full) > MAX_SEARCHED_CHARS or is_forward(subject):
+    full = text.replace("\r\n", "\n").strip("\n")
+    if not full.strip() or is_forward(subject):
         return full
-    found = _latest_reply(full, languages)
+    head = full
+    if len(full) > SEARCH_WINDOW:
+        cut = full.rfind("\n", 0, SEARCH_WINDOW)
+        head = full[: cut if cut > 0 else SEARCH_WINDOW]
+    found = _latest_reply(head, languages)
     if found is None:
         return full
-    body, _ = found
-    if not body.strip():
+    body, quote_found = found
+    if head is not full and not quote_found:
+        return full  # the end of the text (and any signature) was not searched
+    body = _original_lines(full, body) or body
+    body = _trim_quoted_blocks(body)
+    if not any(line.strip() and not _is_quoted(line) for line in body.split("\n")):
         return full  # nothing new (an empty reply, or only quotes): show everything
-    return _original_lines(full, body) or body
+    return body
+
+
+def _is_quoted(line: str) -> bool:
+    return line.lstrip().startswith(">")
+
+
+def _trim_quoted_blocks(body: str) -> str:
+    """Remove a quote the library left whole: above a bottom-posted answer, or below a
+    reply whose attribution line it doesn't know (Gmail for Android's German "Am …
+    hat X <x@example.com> geschrieben:").  Interleaved answers keep their quotes: there
+    the quoted questions are the context of the answers.
+    """
+    lines = body.split("\n")
+    quoted = [i for i, line in enumerate(lines) if _is_quoted(line)]
+    if not quoted:
+        return body
+    first, last = quoted[0], quoted[-1]
+    block = lines[first : last + 1]
+    if not all(_is_quoted(line) or not line.strip() for line in block):
+        return body  # interleaved
+    before, after = lines[:first], lines[last + 1 :]
+    if any(line.strip() for line in after) and not any(line.strip() for line in before):
+        return "\n".join(after).strip("\n")  # bottom posting: the answer is below
+    if any(line.strip() for line in before) and not any(line.strip() for line in after):
+        kept = _without_attribution(before)
+        if len(kept) < len(before):
+            return "\n".join(kept).rstrip()
+    return body
+
+
+def _without_attribution(lines: list[str]) -> list[str]:
+    """Lines above a quote, without the attribution line that introduces it.
+
+    Only a line ending in ":" that names an e-mail address counts (or two, when a
+    client wrapped it: "… Support <" / "support@example.com>:"): "Here is the log:"
+    above a quoted log is the customer's own text and stays.
+    """
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    if not end or not lines[end - 1].rstrip().endswith(":"):
+        return lines
+    last = lines[end - 1].strip()
+    if _ADDRESS.search(last):
+        return lines[: end - 1]
+    previous = lines[end - 2].strip() if end >= 2 else ""
+    wrapped = _ADDRESS.search(f"{previous}{last}") or _ADDRESS.search(f"{previous} {last}")
+    if previous and not previous.endswith((".", "!", "?")) and wrapped:
+        return lines[: end - 2]
+    return lines

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailbot.message import InboundMail
+from mailbot.pipeline.authorization import may_append
 from mailbot.pipeline.automatic import automatic_reason
+from mailbot.pipeline.bounces import AttachBounce
+from mailbot.pipeline.gates import ack_block, page_gate
 from mailbot.pipeline.paging import PageLookup, PageVerdict, PagingPolicy, page_verdict
+from mailbot.pipeline.security import (
+    QUARANTINE,
+    QuarantineMessage,
+    SecurityLookup,
+    SecurityPolicy,
+)
 from mailbot.pipeline.severity import Severity, severity_tag, ticket_title
 from mailbot.pipeline.staff import StaffPolicy, StaffReply, staff_reply
 from mailbot.pipeline.threading_rules import TicketLookup, TicketView, match_ticket
@@ -28,9 +37,10 @@ class Policy:
     max_acks_per_sender_per_hour: int = 5
     staff: StaffPolicy = StaffPolicy()
     paging: PagingPolicy = PagingPolicy()
+    security: SecurityPolicy = SecurityPolicy()  # who may append, loops, limits (issue 5)
 
 
-class DecisionLookup(TicketLookup, PageLookup, Protocol):
+class DecisionLookup(TicketLookup, PageLookup, SecurityLookup, Protocol):
     """Everything ``decide`` may ask the store."""
 
 
@@ -61,11 +71,17 @@ class IgnoreMessage:
     reason: str
 
 
-Decision = NewTicket | AppendToTicket | IgnoreMessage
+# QuarantineMessage and AttachBounce (pipeline/security.py, bounces.py): hostile mail.
+Decision = NewTicket | AppendToTicket | IgnoreMessage | QuarantineMessage | AttachBounce
 
 
 def _ack_verdict(
-    mail: InboundMail, lookup: TicketLookup, policy: Policy, wanted: bool, why_not: str
+    mail: InboundMail,
+    lookup: DecisionLookup,
+    policy: Policy,
+    wanted: bool,
+    why_not: str,
+    ticket_id: int | None = None,
 ) -> tuple[bool, str]:
     """Whether to acknowledge, and a short note saying why (not)."""
     if not policy.acknowledge:
@@ -79,11 +95,14 @@ def _ack_verdict(
     sent = lookup.acks_sent_since(mail.from_address, ACK_WINDOW_SECONDS)
     if sent >= policy.max_acks_per_sender_per_hour:
         return False, f"per-sender limit reached ({sent} in the last hour)"
+    blocked = ack_block(mail, lookup, policy.security, ticket_id)  # bounced; per-ticket cap
+    if blocked is not None:
+        return False, blocked
     return True, "acknowledged"
 
 
 def _paging(mail: InboundMail, lookup: DecisionLookup, policy: Policy, event: str) -> PageVerdict:
-    return page_verdict(
+    verdict = page_verdict(
         mail,
         lookup,
         policy.paging,
@@ -91,6 +110,7 @@ def _paging(mail: InboundMail, lookup: DecisionLookup, policy: Policy, event: st
         is_staff=policy.staff.is_staff(mail.from_address),
         automatic=automatic_reason(mail, policy.own_addresses),
     )
+    return page_gate(verdict, mail, policy.security)  # require_dmarc_for_paging
 
 
 def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decision:
@@ -99,6 +119,14 @@ def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decisio
 
     tag = severity_tag(mail.subject)
     match = match_ticket(mail, lookup, policy.reference)
+    refused = ""  # named a ticket it may not write to (pipeline/authorization.py)
+    if match is not None:
+        is_staff = policy.staff.is_staff(mail.from_address)
+        verdict = may_append(mail, match.ticket, lookup, policy.security, is_staff=is_staff)
+        if not verdict.allowed and policy.security.unauthorised_reference == QUARANTINE:
+            return QuarantineMessage(f"not appended: {verdict.reason}")
+        if not verdict.allowed:
+            match, refused = None, f"; not appended to the ticket it names: {verdict.reason}"
     if match is None:
         ack, note = _ack_verdict(mail, lookup, policy, True, "")
         severity = tag or Severity.NORMAL
@@ -109,7 +137,7 @@ def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decisio
             severity=severity,
             requester=mail.from_address,
             acknowledge=ack,
-            note=note if paging is None else f"{note}; {paging.reason}",
+            note=(note if paging is None else f"{note}; {paging.reason}") + refused,
             paging=paging,
         )
 
@@ -123,7 +151,12 @@ def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decisio
         ack, note = False, staff.note  # staff replies are relayed, never acknowledged
     else:
         ack, note = _ack_verdict(
-            mail, lookup, policy, policy.acknowledge_replies, "reply (replies are not acknowledged)"
+            mail,
+            lookup,
+            policy,
+            policy.acknowledge_replies,
+            "reply (replies are not acknowledged)",
+            ticket.id,
         )
     return AppendToTicket(
         ticket=ticket,

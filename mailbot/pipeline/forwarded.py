@@ -19,7 +19,9 @@ _FORWARD_PREFIX = re.compile(
     r"^\s*(?:\[[^\]]*\]\s*)*(?:fwd?|fw|wg|tr|rv|enc|i|vs|vb|doorst|vl|pd)\s*(?:\[\d+\])?\s*:",
     re.IGNORECASE,
 )
-_REPLY_PREFIX = re.compile(r"^\s*(?:\[[^\]]*\]\s*)*(?:re|aw|sv|antw|r|ref|odp)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:\[[^\]]*\]\s*)*(?:re|aw|sv|antw|r|ref|odp)\s*(?:\[\d+\])?\s*:", re.IGNORECASE
+)
 
 
 def is_forward(subject: str) -> bool:

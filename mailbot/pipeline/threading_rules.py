@@ -3,7 +3,8 @@
 In order: (a) our ticket reference ``[SUP-1001]`` in the subject; (b) a Message-ID the
 message names (In-Reply-To, References) that is stored on a ticket, inbound or our own
 outbound; (c) the message's own Message-ID, when a reply that arrived first already
-named it.  Never by subject text alone.
+named it.  Never by subject text alone.  A forward ("Fwd: …") is not threaded by (b):
+the Message-IDs it names belong to the forwarded conversation (see forwarded.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailbot.message import InboundMail
+from mailbot.pipeline.forwarded import is_forward
 from mailbot.pipeline.severity import Severity
 
 
@@ -60,7 +62,8 @@ def match_ticket(mail: InboundMail, lookup: TicketLookup, ref: re.Pattern[str]) 
         ticket = lookup.ticket_by_number(int(found.group(1)))
         if ticket is not None:
             return Match(ticket, "subject reference")
-    if mail.referenced_ids:
+    # A forward's In-Reply-To/References name the forwarded conversation (forwarded.py).
+    if mail.referenced_ids and not is_forward(mail.subject):
         ticket = lookup.ticket_by_message_ids(mail.referenced_ids)
         if ticket is not None:
             return Match(ticket, "In-Reply-To/References")

@@ -11,6 +11,7 @@ from mailbot.config import Settings
 from mailbot.outbound.paging import PageComposer, PageSettings
 from mailbot.outbound.relay import RelayComposer, RelaySettings
 from mailbot.outbound.reminders import ReminderComposer, ReminderSettings
+from mailbot.outbound.reply_token import no_token
 from mailbot.pipeline.paging import PagingPolicy
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.staff import StaffPolicy
@@ -32,7 +33,10 @@ class ServiceLevelParts:
     update_severities: frozenset[Severity]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ServiceLevelParts:
+    def from_settings(
+        cls, settings: Settings, reply_token: Callable[[int], str] = no_token
+    ) -> ServiceLevelParts:
+        """``reply_token``: the ticket's token for our Message-IDs (outbound/reply_token.py)."""
         clocks = ServiceClocks.from_settings(settings.sla)
         prefix = settings.mailbot.ticket_prefix
         from_address = settings.outbound.from_address
@@ -52,6 +56,7 @@ class ServiceLevelParts:
                 routing_key=paging_cfg.key(),
                 oncall_address=paging_cfg.oncall_address,
                 describe_due=clocks.describe,
+                reply_token=reply_token,
             )
         )
         relay = RelayComposer(
@@ -61,6 +66,7 @@ class ServiceLevelParts:
                 from_address=settings.mailbot.support_address,
                 envelope_from=from_address,
                 resolve_marker=staff_cfg.resolve_marker,
+                reply_token=reply_token,
             )
         )
         reminders = ReminderComposer(
@@ -70,6 +76,7 @@ class ServiceLevelParts:
                 team_address=reminder_cfg.team_address,
                 oncall_address=paging_cfg.oncall_address if reminder_cfg.notify_on_call else "",
                 describe_due=clocks.describe,
+                reply_token=reply_token,
             )
         )
         return cls(

@@ -14,10 +14,12 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from mailbot.message import InboundMail
+from mailbot.pipeline.bounces import AttachBounce
 from mailbot.pipeline.decide import AppendToTicket, Decision, IgnoreMessage, NewTicket
-from mailbot.pipeline.staff import StaffReply
+from mailbot.pipeline.forwarded import is_forward
+from mailbot.pipeline.security import QuarantineMessage
 from mailbot.pipeline.threading_rules import format_reference
-from mailbot.store import apply_service
+from mailbot.store import apply_service, threads
 from mailbot.store.apply_service import DueTimes, PageBuilder
 from mailbot.store.models import (
     Attachment,
@@ -29,7 +31,8 @@ from mailbot.store.models import (
     Ticket,
     TicketEvent,
 )
-from mailbot.store.repo import insert_ignore, next_ticket_number
+from mailbot.store.repo import insert_ignore, mark_quarantined, next_ticket_number
+from mailbot.store.security import record_bounce
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ class OutgoingMail:
     subject: str
     text: str
     payload: bytes
+    cc: tuple[str, ...] = ()  # also in ``recipients`` (the envelope); kept for the thread
 
 
-AckBuilder = Callable[[Ticket, InboundMail], OutgoingMail]
-RelayBuilder = Callable[[Ticket, InboundMail, StaffReply], OutgoingMail]
+# Builders take ``cc=`` (the ticket's other participants, mailbot/store/threads.py).
+AckBuilder = Callable[..., OutgoingMail]  # (ticket, mail, *, cc=()) -> OutgoingMail
+RelayBuilder = Callable[..., OutgoingMail]  # (ticket, mail, staff_reply, *, cc=())
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,10 @@ def _add_inbound_entry(
     mail: InboundMail,
     now: datetime,
     kind: str = "mail",
+    settings: threads.ThreadSettings | None = None,
 ) -> ThreadEntry:
     assert ticket.id is not None
+    new_text, full_text = threads.texts(mail, settings or threads.ThreadSettings())
     entry = ThreadEntry(
         ticket_id=ticket.id,
         direction="inbound",
@@ -87,7 +94,8 @@ def _add_inbound_entry(
         cc_addrs=", ".join(mail.cc),
         subject=mail.subject,
         date=mail.date.replace(tzinfo=None) if mail.date else None,
-        text=mail.text,
+        text=new_text,
+        text_full=full_text,
         html=mail.html,
         created_at=now,
     )
@@ -107,7 +115,9 @@ def _add_inbound_entry(
                 content_id=item.content_id,
             )
         )
-    known_ids = [mid for mid in (mail.message_id, *mail.referenced_ids) if mid]
+    # A forward names the forwarded conversation, not one with us (pipeline/forwarded.py).
+    referenced = () if is_forward(mail.subject) else mail.referenced_ids
+    known_ids = [mid for mid in (mail.message_id, *referenced) if mid]
     insert_ignore(
         session, MessageRef, [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
     )
@@ -136,9 +146,11 @@ def _add_outgoing(session: Session, ticket: Ticket, mail: OutgoingMail, now: dat
             dedup_key=f"mid:{mail.message_id}",
             message_id=mail.message_id,
             from_addr=mail.envelope_from,
-            to_addrs=", ".join(mail.recipients),
+            to_addrs=", ".join(r for r in mail.recipients if r not in mail.cc),
+            cc_addrs=", ".join(mail.cc),
             subject=mail.subject,
             text=mail.text,
+            text_full=mail.text,
             created_at=now,
         )
     )
@@ -175,6 +187,25 @@ def _finish_inbound(
     )
 
 
+def _apply_bounce(
+    session: Session,
+    inbound_id: int,
+    mail: InboundMail,
+    decision: AttachBounce,
+    now: datetime,
+    prefix: str,
+    thread: threads.ThreadSettings,
+) -> Applied:
+    """A bounce joins the thread of the mail that bounced: no ack, no reopening, no ticket."""
+    ticket = session.get(Ticket, decision.ticket.id)
+    assert ticket is not None and ticket.id is not None
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, "bounce", thread)
+    record_bounce(session, ticket, decision, now)
+    detail = f"by the bounced message's Message-ID; {decision.note}"
+    _finish_inbound(session, inbound_id, now, "appended", detail, ticket.id)
+    return Applied("appended", format_reference(prefix, ticket.number), detail)
+
+
 def apply_decision(
     session: Session,
     *,
@@ -185,10 +216,17 @@ def apply_decision(
     prefix: str,
     build_ack: AckBuilder,
     service: ServiceLevels | None = None,
+    thread: threads.ThreadSettings | None = None,
 ) -> Applied:
+    thread = thread or threads.ThreadSettings()
     if isinstance(decision, IgnoreMessage):
         _finish_inbound(session, inbound_id, now, "ignored", decision.reason, None)
         return Applied("ignored", None, decision.reason)
+    if isinstance(decision, QuarantineMessage):
+        mark_quarantined(session, inbound_id, now, decision.reason)
+        return Applied("quarantined", None, decision.reason)
+    if isinstance(decision, AttachBounce):
+        return _apply_bounce(session, inbound_id, mail, decision, now, prefix, thread)
 
     if isinstance(decision, NewTicket):
         ticket = Ticket(
@@ -206,11 +244,15 @@ def apply_decision(
         outcome, detail = "created", f"new {decision.severity.label} ticket; {decision.note}"
     else:
         assert isinstance(decision, AppendToTicket)
-        found = session.get(Ticket, decision.ticket.id)
+        # Lock the row and re-read it: a concurrent reply (another worker or daemon) may
+        # have escalated or reopened the ticket since the decision looked at it.
+        found = session.get(
+            Ticket, decision.ticket.id, with_for_update=True, populate_existing=True
+        )
         assert found is not None
         ticket = found
         ticket.updated_at = now
-        if decision.escalate_to is not None:
+        if decision.escalate_to is not None and int(decision.escalate_to) < ticket.severity:
             _event(
                 session,
                 ticket,
@@ -222,7 +264,7 @@ def apply_decision(
             ticket.severity = int(decision.escalate_to)
             if service is not None and service.clocks is not None:
                 apply_service.severity_changed(ticket, now, service.clocks)
-        if decision.reopen:
+        if decision.reopen and ticket.status != "open":
             _event(session, ticket, now, "reopened", f"reply from {mail.from_address}")
             ticket.status = "open"
             if service is not None and service.clocks is not None:
@@ -237,15 +279,26 @@ def apply_decision(
             session, ticket, decision.paging, mail, now, build_pages
         )
     staff = decision.staff_reply if isinstance(decision, AppendToTicket) else None
-    _add_inbound_entry(session, ticket, inbound_id, mail, now, "staff" if staff else "mail")
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, "staff" if staff else "mail", thread)
+    assert ticket.id is not None
+    requester = decision.requester if isinstance(decision, NewTicket) else None
+    threads.record_participants(session, ticket.id, mail, now, thread, requester)
     if staff is not None:
         clocks = service.clocks if service is not None else None
         if staff.relay_to and service is not None and service.build_relay is not None:
-            relay = service.build_relay(ticket, mail, staff)
+            cc: tuple[str, ...] = ()
+            if thread.cc_on_relay:
+                already = (staff.author, *mail.to, *mail.cc)
+                cc = threads.copies(
+                    session, ticket.id, to=staff.relay_to, now=now, already=already, settings=thread
+                )
+            relay = service.build_relay(ticket, mail, staff, cc=cc)
             outbox_ids += (_add_outgoing(session, ticket, relay, now),)
         apply_service.staff_responded(session, ticket, staff, now, clocks)
     if decision.acknowledge:
-        outbox_ids += (_add_outgoing(session, ticket, build_ack(ticket, mail), now),)
-    assert ticket.id is not None
+        cc = ()
+        if thread.cc_on_ack and mail.from_address:
+            cc = threads.copies(session, ticket.id, to=mail.from_address, now=now, settings=thread)
+        outbox_ids += (_add_outgoing(session, ticket, build_ack(ticket, mail, cc=cc), now),)
     _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id)
     return Applied(outcome, format_reference(prefix, ticket.number), detail, outbox_ids)

@@ -16,10 +16,10 @@ from pathlib import Path
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from mailbot.store import models  # noqa: F401  (registers the tables)
-
+from mailbot.store.schema import ensure_schema
 
 READONLY_OPTION = "mailbot_readonly"
 
@@ -78,10 +78,19 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, busy_timeout: float = 5.0, create: bool = True) -> Store:
+    def open(
+        cls, url: str, busy_timeout: float = 5.0, create: bool = True, check: bool = True
+    ) -> Store:
+        """Open the store; a database without tables is created at the head revision
+        (unless ``create`` is false), one at another revision raises ``SchemaError``
+        (unless ``check`` is false: ``mailbot db`` looks at it itself)."""
         store = cls(make_engine(url, busy_timeout))
-        if create:
-            store.create_schema()
+        if check:
+            try:
+                ensure_schema(store.engine, create=create)
+            except BaseException:
+                store.dispose()
+                raise
         return store
 
     @property
@@ -89,7 +98,8 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+        """Create the tables of an empty database at the head revision (see schema.py)."""
+        ensure_schema(self.engine, create=True)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

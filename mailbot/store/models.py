@@ -199,3 +199,27 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: NaiveDatetime
     sent_at: NaiveDatetime | None = None
+
+
+class StoredSecret(SQLModel, table=True):
+    """Secrets generated on first start and shared by every daemon on this store.
+
+    ``reply_token``: the HMAC key of reply tokens, unless the config supplies one.
+    """
+
+    __tablename__ = "stored_secret"
+
+    name: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """An address whose mail bounced: no automatic mail to it until ``until``."""
+
+    __tablename__ = "suppression"
+
+    address: str = Field(sa_column=Column(Text, primary_key=True))
+    until: NaiveDatetime
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    created_at: NaiveDatetime

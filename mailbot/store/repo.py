@@ -22,6 +22,7 @@ from mailbot.store.models import (
     ThreadEntry,
     Ticket,
 )
+from mailbot.store.security import SecurityQueries
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -169,7 +170,7 @@ def _view(ticket: Ticket | None) -> TicketView | None:
     )
 
 
-class RepoLookup:
+class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (store/security.py)
     """``TicketLookup`` backed by the caller's transaction."""
 
     def __init__(self, session: Session, now: datetime) -> None:

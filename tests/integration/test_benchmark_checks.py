@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.checks import verify
 from benchmarks.sink import Arrival
-from benchmarks.store import Snapshot, StoreReader
+from benchmarks.store import StoreReader
 from benchmarks.workload import Generator
 
 pytestmark = pytest.mark.integration

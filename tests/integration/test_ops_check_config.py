@@ -34,7 +34,7 @@ def test_good_setup_all_ok(make_config, sink: Sink) -> None:
     config, _ = make_config()
     code, lines = check(config)
     assert code == 0, lines
-    assert set(lines) == {"config", "database", "templates", "outbound"}
+    assert set(lines) == {"config", "database", "templates", "outbound", "reply-tokens"}
     assert all(value.startswith("OK") for value in lines.values()), lines
     assert f"relay 127.0.0.1:{sink.port}: EHLO NOOP ok" in lines["outbound"]
 
@@ -119,3 +119,10 @@ def test_imap_checked_when_enabled(make_config, dovecot) -> None:
     code, lines = check(config, env={PASSWORD_ENV: "wrong password"})
     assert code == 69 and lines["imap"].startswith("FAILED:")
     assert all(lines[name].startswith("OK") for name in ("database", "templates", "outbound"))
+
+
+def test_unreadable_reply_token_secret_fails_the_check(make_config, tmp_path: Path) -> None:
+    config, _ = make_config({"security": {"reply_token_secret_file": str(tmp_path / "none")}})
+    code, lines = check(config)
+    assert code == 69
+    assert lines["reply-tokens"].startswith("FAILED: key 'security.reply_token_secret_file'")

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.security_lookup import SecurityState
+
 from mailbot.message import parse
 from mailbot.pipeline.decide import AppendToTicket, IgnoreMessage, NewTicket, Policy, decide
 from mailbot.pipeline.severity import Severity
@@ -15,7 +17,7 @@ DATA = Path(__file__).parent.parent / "data" / "eml"
 
 
 @dataclass
-class MemoryLookup:
+class MemoryLookup(SecurityState):  # + the hostile-mail queries (issue 5)
     tickets: dict[int, TicketView] = field(default_factory=dict)
     refs: dict[str, int] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
@@ -40,7 +42,9 @@ class MemoryLookup:
 POLICY = Policy(
     own_addresses=frozenset({"support@example.com"}), reference=reference_pattern("SUP")
 )
-TICKET = TicketView(id=1, number=1001, status="open", severity=Severity.NORMAL, requester="a@x")
+# Alice (the fixtures' sender) is the requester: only people on a ticket may append to it.
+ALICE = "alice@customer.example"
+TICKET = TicketView(id=1, number=1001, status="open", severity=Severity.NORMAL, requester=ALICE)
 
 
 def mail(name: str, **replace: bytes):  # type: ignore[no-untyped-def]
@@ -95,14 +99,16 @@ def test_higher_tag_escalates_and_lower_never_downgrades() -> None:
     up = mail("emergency.eml", **{"[Emergency] Pipeline down": b"Re: [SUP-1001] [Emergency] worse"})
     decision = decide(up, MemoryLookup(tickets={1001: TICKET}), POLICY)
     assert isinstance(decision, AppendToTicket) and decision.escalate_to is Severity.EMERGENCY
-    high = TicketView(id=1, number=1001, status="open", severity=Severity.HIGH, requester="a@x")
+    high = TicketView(id=1, number=1001, status="open", severity=Severity.HIGH, requester=ALICE)
     down = mail("emergency.eml", **{"[Emergency] Pipeline down": b"Re: [SUP-1001] [Low] better"})
     decision = decide(down, MemoryLookup(tickets={1001: high}), POLICY)
     assert isinstance(decision, AppendToTicket) and decision.escalate_to is None
 
 
 def test_reply_to_resolved_ticket_reopens() -> None:
-    closed = TicketView(id=1, number=1001, status="resolved", severity=Severity.LOW, requester=None)
+    closed = TicketView(
+        id=1, number=1001, status="resolved", severity=Severity.LOW, requester=ALICE
+    )
     m = mail("emergency.eml", **{"[Emergency] Pipeline down": b"Re: [SUP-1001] again"})
     decision = decide(m, MemoryLookup(tickets={1001: closed}), POLICY)
     assert isinstance(decision, AppendToTicket) and decision.reopen

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from support.mail import make_mail
+from support.security_lookup import SecurityState
 
 from mailbot.message import parse
 from mailbot.pipeline.decide import AppendToTicket, NewTicket, Policy, decide
@@ -17,7 +18,7 @@ from mailbot.pipeline.threading_rules import TicketView, reference_pattern
 
 
 @dataclass
-class Lookup:
+class Lookup(SecurityState):  # + the hostile-mail queries (issue 5)
     tickets: dict[int, TicketView] = field(default_factory=dict)
     pages: int = 0
     asked: list[str] = field(default_factory=list)

@@ -1,0 +1,96 @@
+"""The thread part of applying a decision: readable text, participants, copies (Cc).
+
+Called from ``apply_decision`` inside its one transaction.  A thread entry keeps the
+full text (``text_full``) and the new content alone (``text``: quoted history and
+signature removed, ``mailbot.pipeline.content``).  Participants are rows unique per
+ticket and address, so recording them twice (or from two workers) is harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from mailbot.message import InboundMail
+from mailbot.pipeline.automatic import automatic_reason
+from mailbot.pipeline.content import DEFAULT_LANGUAGES, new_content
+from mailbot.pipeline.participants import Seen, cc_recipients, participants_of
+from mailbot.pipeline.staff import StaffPolicy
+from mailbot.store.models import Participant, Suppression
+from mailbot.store.repo import insert_ignore
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    own_addresses: frozenset[str] = frozenset()
+    staff: StaffPolicy = StaffPolicy()
+    reply_languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    cc_on_ack: bool = True  # [acknowledgement] cc_participants
+    cc_on_relay: bool = True  # [staff] cc_participants
+    max_cc: int = 10  # [threads] max_cc
+
+
+def texts(mail: InboundMail, settings: ThreadSettings) -> tuple[str, str]:
+    """(new content, full text) of an inbound message."""
+    return new_content(mail.text, mail.subject, settings.reply_languages), mail.text
+
+
+def record_participants(
+    session: Session,
+    ticket_id: int,
+    mail: InboundMail,
+    now: datetime,
+    settings: ThreadSettings,
+    requester: str | None = None,
+) -> None:
+    """Add the participants ``mail`` shows; ``requester`` for the mail that opens a ticket."""
+    seen = participants_of(
+        mail,
+        requester=requester,
+        own_addresses=settings.own_addresses,
+        staff=settings.staff,
+        automatic=automatic_reason(mail, settings.own_addresses) is not None,
+    )
+    rows = [
+        {"ticket_id": ticket_id, "address": s.address, "role": s.role, "added_at": now}
+        for s in seen
+    ]
+    insert_ignore(session, Participant, rows)
+
+
+def participants(session: Session, ticket_id: int) -> list[Participant]:
+    """The ticket's participants, in the order they joined."""
+    query = (
+        select(Participant).where(Participant.ticket_id == ticket_id).order_by(col(Participant.id))
+    )
+    return list(session.execute(query).scalars())
+
+
+def _suppressed(session: Session, addresses: list[str], now: datetime) -> set[str]:
+    """Addresses whose mail bounced recently (no automatic mail to them until then)."""
+    if not addresses:
+        return set()
+    query = (
+        select(Suppression.address)
+        .where(col(Suppression.address).in_(addresses))
+        .where(Suppression.until > now)
+    )
+    return set(session.execute(query).scalars())
+
+
+def copies(
+    session: Session,
+    ticket_id: int,
+    *,
+    to: str,
+    now: datetime,
+    already: tuple[str, ...] = (),
+    settings: ThreadSettings,
+) -> tuple[str, ...]:
+    """The Cc of a message we send to ``to``: the other participants, minus ``already``
+    and minus addresses that bounced (``suppression``)."""
+    seen = [Seen(p.address, p.role) for p in participants(session, ticket_id)]
+    bounced = _suppressed(session, [s.address for s in seen], now)
+    return cc_recipients(seen, exclude=(to, *already, *bounced), limit=settings.max_cc)

@@ -1,0 +1,239 @@
+"""Several workers on one store (SQLite and PostgreSQL): one ticket per message, whatever races.
+
+Two in-process Applications stand for two daemons: they share the database and
+nothing else.  Where a race matters, the test holds one transaction open and waits
+(on PostgreSQL, by asking the server) until the other worker is blocked behind it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlmodel import Session
+from support.daemon import base_config, merge
+from support.mail import make_mail
+from support.servers import Sink, free_port
+
+from mailbot.app import Application
+from mailbot.config import parse_settings
+from mailbot.message import parse
+from mailbot.store.db import Store
+from mailbot.store.models import InboundMessage, OutboxMessage, ThreadEntry, Ticket
+from mailbot.store.repo import claim_inbound, enqueue
+from mailbot.worker import Outcome
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 11, 27, 12, 0)
+SENDER = "customer@customer.example"  # an envelope sender: not a bounce
+RCPT = ["support@example.com"]
+
+
+@pytest.fixture
+def build(tmp_path: Path, sink: Sink, store_url: str) -> Iterator[Callable[..., Application]]:
+    """``build(clock=...) -> Application`` on the shared store (each with its own engine)."""
+    apps: list[Application] = []
+
+    def _build(clock: Callable[[], datetime] = lambda: NOW) -> Application:
+        config = merge(
+            base_config(tmp_path, free_port(), sink.port),
+            {
+                "database": {"url": store_url, "busy_timeout": 30.0},
+                "acknowledgement": {"max_per_sender_per_hour": 1_000_000},
+            },
+        )
+        app = Application(parse_settings(config, tmp_path), clock=clock)
+        apps.append(app)
+        return app
+
+    yield _build
+    for app in apps:
+        app.store.dispose()
+
+
+def count(store: Store, model: type, *where: object) -> int:
+    with store.transaction() as session:
+        query = select(func.count()).select_from(model)
+        for condition in where:
+            query = query.where(condition)  # type: ignore[arg-type]
+        return int(session.execute(query).scalar_one())
+
+
+def store_copies(app: Application, raws: list[bytes], copies: int) -> list[list[int]]:
+    """Each message stored ``copies`` times, as if delivered to several daemons."""
+    with app.store.transaction() as session:
+        return [
+            [
+                enqueue(session, source="smtp", raw=raw, now=NOW, mail_from=SENDER, rcpt_to=RCPT)
+                for raw in raws
+            ]
+            for _ in range(copies)
+        ]
+
+
+def blocked_behind(session: Session) -> Callable[[], bool]:
+    """On PostgreSQL: is some other session waiting for a lock this one holds?"""
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    store_engine = session.get_bind()
+
+    def check() -> bool:
+        with store_engine.connect() as conn:
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+            )
+            return conn.execute(query, {"pid": pid}).scalar_one() > 0
+
+    return check
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the other worker to block"
+        time.sleep(0.02)
+
+
+def in_thread(fn: Callable[[], Outcome]) -> tuple[threading.Thread, list]:
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - the test checks result
+            result.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_twin_deliveries_processed_by_two_workers_make_one_ticket_each(build) -> None:
+    first, second = build(), build()
+    raws = [make_mail(f"[High] twin {i}", sender=f"c{i}@customer.example") for i in range(30)]
+    store_copies(first, raws, 2)
+    failures: list[BaseException] = []
+
+    def drain(app: Application) -> None:
+        try:
+            while app.worker.process_batch():
+                pass
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(app,)) for app in (first, second) * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    store = first.store
+    assert count(store, Ticket) == 30
+    assert count(store, OutboxMessage, OutboxMessage.kind == "ack") == 30
+    with store.transaction() as session:
+        statuses = Counter(session.execute(select(InboundMessage.status)).scalars())
+    assert statuses == {"done": 30, "ignored": 30}
+
+
+def test_a_twin_committed_meanwhile_turns_into_a_duplicate(build) -> None:
+    """Both copies pass the duplicate check; the unique dedup key stops the second."""
+    worker_a, worker_b = build(), build()
+    raw = make_mail("[Emergency] racing", sender="racer@customer.example")
+    (a_id,), (b_id,) = store_copies(worker_a, [raw], 2)
+    dedup_key = parse(raw).dedup_key
+    with worker_a.store.transaction() as session:  # A is inside its transaction ...
+        ticket = Ticket(number=5000, subject="racing", severity=1, created_at=NOW, updated_at=NOW)
+        session.add(ticket)
+        session.flush()
+        session.add(ThreadEntry(ticket_id=ticket.id, direction="inbound", dedup_key=dedup_key,
+                                inbound_id=a_id, created_at=NOW))  # fmt: skip
+        session.flush()
+        thread, result = in_thread(lambda: worker_b.worker.process_one(b_id))  # ... B runs
+        if worker_a.store.dialect == "postgresql":
+            wait_until(blocked_behind(session))  # B waits on the unique dedup key
+    thread.join()
+    (outcome,) = result
+    assert isinstance(outcome, Outcome), outcome
+    assert outcome.outcome == "ignored"
+    if worker_a.store.dialect == "postgresql":
+        assert "concurrent delivery" in outcome.detail
+    assert count(worker_a.store, Ticket) == 1
+    assert count(worker_a.store, OutboxMessage) == 0
+
+
+def test_a_message_still_being_processed_after_its_lease_is_not_processed_twice(build) -> None:
+    """Worker A outlives its lease; worker B, after the lease, tries the same message."""
+    slow = build()
+    lease = slow.settings.worker.lease_seconds
+    fast = build(clock=lambda: NOW + timedelta(seconds=lease + 1))
+    (inbound_id,) = store_copies(slow, [make_mail("[High] slow one")], 1)[0]
+    with slow.store.transaction() as session:
+        assert claim_inbound(session, NOW, lease, 10) == [inbound_id]
+
+    # Pause A inside its one transaction: its ticket is written, its thread entry is not.
+    inside, release = threading.Event(), threading.Event()
+    service = slow.worker.service
+    assert service is not None and service.clocks is not None
+    clocks = service.clocks
+
+    class PausingClocks:
+        def first_response_due(self, *args):  # type: ignore[no-untyped-def]
+            inside.set()
+            release.wait(60)
+            return clocks.first_response_due(*args)
+
+        def next_update_due(self, *args):  # type: ignore[no-untyped-def]
+            return clocks.next_update_due(*args)
+
+    slow.worker.service = dataclasses.replace(service, clocks=PausingClocks())
+    a_thread, a_result = in_thread(lambda: slow.worker.process_one(inbound_id))
+    assert inside.wait(60), a_result
+    b_thread, b_result = in_thread(fast.worker.process_batch)
+    if slow.store.dialect == "postgresql":  # B has finished, or waits behind A
+        wait_until(lambda: not b_thread.is_alive() or lock_waits(slow.store, "inbound"))
+    release.set()
+    a_thread.join()
+    b_thread.join()
+
+    (a_outcome,) = a_result
+    assert isinstance(a_outcome, Outcome), a_outcome
+    assert a_outcome.outcome == "created"
+    (b_outcomes,) = b_result
+    assert [o.outcome for o in b_outcomes] in ([], ["skipped"]), b_outcomes
+    assert count(slow.store, Ticket) == 1
+    with slow.store.transaction() as session:
+        row = session.get(InboundMessage, inbound_id)
+        assert row is not None
+        assert (row.status, row.outcome) == ("done", "created")
+
+
+def lock_waits(store: Store, table: str) -> bool:
+    """Some session of this database waits for a lock in a statement on ``table``."""
+    with store.engine.connect() as conn:
+        query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND query ILIKE :table"
+        )
+        return conn.execute(query, {"table": f"%{table}%"}).scalar_one() > 0
+
+
+def test_a_dead_workers_message_is_processed_by_another_after_the_lease(build) -> None:
+    dead = build()
+    lease = dead.settings.worker.lease_seconds
+    (inbound_id,) = store_copies(dead, [make_mail("[Normal] orphan")], 1)[0]
+    with dead.store.transaction() as session:  # claimed, then the daemon was killed
+        assert claim_inbound(session, NOW, lease, 10) == [inbound_id]
+
+    too_early = build(clock=lambda: NOW + timedelta(seconds=lease - 1))
+    assert too_early.worker.process_batch() == []
+    survivor = build(clock=lambda: NOW + timedelta(seconds=lease + 1))
+    (outcome,) = survivor.worker.process_batch()
+    assert (outcome.inbound_id, outcome.outcome) == (inbound_id, "created")
+    assert count(survivor.store, OutboxMessage, OutboxMessage.kind == "ack") == 1
