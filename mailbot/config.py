@@ -408,6 +408,7 @@ class SecuritySection(_Section):
     reply_token_secret_file: str | None = None
     authserv_id: str = ""
     require_dmarc_for_paging: bool | None = None  # None: true when authserv_id is set
+    require_auth_for_staff: bool | None = None  # None: true when authserv_id is set
     max_automatic_per_ticket_per_hour: int = Field(default=10, ge=0)
     bounce_suppression_seconds: float = Field(default=604_800.0, ge=0)
 
@@ -416,6 +417,12 @@ class SecuritySection(_Section):
         if self.require_dmarc_for_paging is None:
             return bool(self.authserv_id)
         return self.require_dmarc_for_paging
+
+    @property
+    def auth_required_for_staff(self) -> bool:
+        if self.require_auth_for_staff is None:
+            return bool(self.authserv_id)
+        return self.require_auth_for_staff
 
 
 class LimitsSection(_Section):

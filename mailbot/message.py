@@ -66,6 +66,8 @@ class InboundMail:
     report_type: str | None = None
     envelope_from: str | None = None
     defects: tuple[str, ...] = ()
+    # The new content alone (quoted history and signature removed), when already computed.
+    new_text: str | None = None
 
     @property
     def dedup_key(self) -> str:

@@ -61,6 +61,7 @@ def security_policy(settings: Settings, tokens: ReplyTokens) -> SecurityPolicy:
         tokens=tokens,
         authserv_id=sec.authserv_id.strip().lower(),
         require_dmarc_for_paging=sec.dmarc_required_for_paging,
+        require_auth_for_staff=sec.auth_required_for_staff,
         max_automatic_per_ticket_per_hour=sec.max_automatic_per_ticket_per_hour,
         bounce_suppression_seconds=sec.bounce_suppression_seconds,
         limits=limits(settings),

@@ -38,7 +38,7 @@ def sink() -> Iterator[Sink]:
 
 @pytest.fixture
 def make_config(tmp_path: Path, sink: Sink):  # type: ignore[no-untyped-def]
-    """``make_config(**overrides) -> (path, settings_dict)`` for a daemon that relays to the sink."""
+    """``make_config(overrides) -> (path, config dict)`` for a daemon relaying to the sink."""
 
     def _make(overrides: dict | None = None, relay: bool = True) -> tuple[Path, dict]:
         config = base_config(tmp_path, free_port(), sink.port if relay else None)

@@ -68,6 +68,9 @@ class Sender:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.log = log or logging.getLogger("mailbot.sender")
+        # Relay connections stay open while there is work, so a burst of acknowledgements
+        # is one SMTP session, not one per batch.  Only the sender thread touches this.
+        self._open: dict[str, Transport] = {}
 
     def send_due(self) -> int:
         """Deliver what is due now; returns how many rows were attempted."""
@@ -81,8 +84,8 @@ class Sender:
             ).all()
             self._refs = {i: format_reference(self.ticket_prefix, n) for i, n in numbers}
         if not rows:
+            self.close()  # idle: let the relay connection go
             return 0
-        open_transports: dict[str, Transport] = {}
         unavailable: dict[str, str] = {}  # channel -> why; the rest of its rows wait
         try:
             for row in rows:
@@ -90,13 +93,19 @@ class Sender:
                     reason = f"not tried, channel unavailable: {unavailable[row.channel]}"
                     self._failed_attempt(row, row.attempts + 1, reason)
                     continue
-                down = self._deliver(row, open_transports)
+                down = self._deliver(row, self._open)
                 if down is not None:
                     unavailable[row.channel] = down
-        finally:
-            for transport in open_transports.values():
-                transport.close()
+        except BaseException:
+            self.close()
+            raise
         return len(rows)
+
+    def close(self) -> None:
+        """Close the connections kept open between busy batches."""
+        for transport in self._open.values():
+            transport.close()
+        self._open.clear()
 
     def _ref(self, row: OutboxMessage) -> str | None:
         return self._refs.get(row.ticket_id) if row.ticket_id is not None else None

@@ -48,7 +48,7 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """An SMTP relay client that keeps one connection open across a batch."""
+    """An SMTP relay client that keeps one connection open while there is work."""
 
     def __init__(
         self,
@@ -100,10 +100,21 @@ class SmtpTransport:
             conn.login(self.username, self.password or "")
         return conn
 
+    def _reusable(self) -> smtplib.SMTP | None:
+        """The open connection if the relay still answers (it may have timed us out)."""
+        if self._conn is None:
+            return None
+        try:
+            if self._conn.noop()[0] == 250:
+                return self._conn
+        except (smtplib.SMTPException, OSError):
+            pass
+        self.close()
+        return None
+
     def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None:
         try:
-            if self._conn is None:
-                self._conn = self._connect()
+            self._conn = self._reusable() or self._connect()
             refused = self._conn.sendmail(envelope_from, recipients, payload)
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()

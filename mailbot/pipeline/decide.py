@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,7 +11,7 @@ from mailbot.message import InboundMail
 from mailbot.pipeline.authorization import may_append
 from mailbot.pipeline.automatic import automatic_reason
 from mailbot.pipeline.bounces import AttachBounce
-from mailbot.pipeline.gates import ack_block, page_gate
+from mailbot.pipeline.gates import ack_block, page_gate, trusted_staff
 from mailbot.pipeline.paging import PageLookup, PageVerdict, PagingPolicy, page_verdict
 from mailbot.pipeline.security import (
     QUARANTINE,
@@ -116,6 +117,9 @@ def _paging(mail: InboundMail, lookup: DecisionLookup, policy: Policy, event: st
 def decide(mail: InboundMail, lookup: DecisionLookup, policy: Policy) -> Decision:
     if lookup.is_duplicate(mail.dedup_key):
         return IgnoreMessage(f"duplicate of an earlier message ({mail.dedup_key})")
+    staff_policy = trusted_staff(mail, policy.staff, policy.security)
+    if staff_policy is not policy.staff:
+        policy = dataclasses.replace(policy, staff=staff_policy)
 
     tag = severity_tag(mail.subject)
     match = match_ticket(mail, lookup, policy.reference)

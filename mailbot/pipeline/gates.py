@@ -3,6 +3,7 @@
 - ``ack_block``: no automatic mail to an address that bounced recently, and at most N
   automatic messages per ticket an hour (the per-sender limit is in ``decide``).
 - ``page_gate``: with ``require_dmarc_for_paging``, a page needs an authenticated From.
+- ``trusted_staff``: with ``require_auth_for_staff``, so do staff privileges.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from mailbot.message import InboundMail
 from mailbot.pipeline.authenticity import sender_authenticity
 from mailbot.pipeline.paging import UNAUTHORISED, PageVerdict
 from mailbot.pipeline.security import AUTOMATIC_WINDOW_SECONDS, SecurityLookup, SecurityPolicy
+from mailbot.pipeline.staff import StaffPolicy
 
 
 def ack_block(
@@ -29,6 +31,17 @@ def ack_block(
         if sent >= policy.max_automatic_per_ticket_per_hour:
             return f"per-ticket limit reached ({sent} automatic messages in the last hour)"
     return None
+
+
+def trusted_staff(mail: InboundMail, staff: StaffPolicy, policy: SecurityPolicy) -> StaffPolicy:
+    """The staff list, or an empty one when staff privileges need an authenticated From
+    (``require_auth_for_staff``) and this message's From is not authenticated: a forged
+    staff address must not reach a customer from the support address."""
+    if not policy.require_auth_for_staff or not staff.is_staff(mail.from_address):
+        return staff
+    if sender_authenticity(mail, policy.authserv_id).authenticated:
+        return staff
+    return StaffPolicy()
 
 
 def page_gate(verdict: PageVerdict, mail: InboundMail, policy: SecurityPolicy) -> PageVerdict:

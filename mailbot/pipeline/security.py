@@ -29,6 +29,7 @@ class SecurityPolicy:
     tokens: ReplyTokens | None = None  # None: no reply tokens are recognised
     authserv_id: str = ""
     require_dmarc_for_paging: bool = False
+    require_auth_for_staff: bool = False
     max_automatic_per_ticket_per_hour: int = 10
     bounce_suppression_seconds: float = 604_800.0
     limits: Limits = Limits()

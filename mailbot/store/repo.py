@@ -11,7 +11,6 @@ from sqlalchemy import func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
-from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
 from mailbot.store.models import (
     InboundMessage,
@@ -22,7 +21,7 @@ from mailbot.store.models import (
     ThreadEntry,
     Ticket,
 )
-from mailbot.store.security import SecurityQueries
+from mailbot.store.security import SecurityQueries, ticket_view
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -158,18 +157,6 @@ def pending_inbound_count(session: Session) -> int:
 # ---------------------------------------------------------------- the decision core's lookup
 
 
-def _view(ticket: Ticket | None) -> TicketView | None:
-    if ticket is None or ticket.id is None:
-        return None
-    return TicketView(
-        id=ticket.id,
-        number=ticket.number,
-        status=ticket.status,
-        severity=Severity(ticket.severity),
-        requester=ticket.requester,
-    )
-
-
 class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (store/security.py)
     """``TicketLookup`` backed by the caller's transaction."""
 
@@ -183,7 +170,7 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
 
     def ticket_by_number(self, number: int) -> TicketView | None:
         query = select(Ticket).where(Ticket.number == number)
-        return _view(self.session.execute(query).scalars().first())
+        return ticket_view(self.session.execute(query).scalars().first())
 
     def ticket_by_message_ids(self, message_ids: Iterable[str]) -> TicketView | None:
         ids = list(message_ids)
@@ -193,7 +180,7 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
         refs = {r.message_id: r.ticket_id for r in self.session.execute(query).scalars()}
         for mid in ids:  # honour the caller's order: the most direct parent first
             if mid in refs:
-                return _view(self.session.get(Ticket, refs[mid]))
+                return ticket_view(self.session.get(Ticket, refs[mid]))
         return None
 
     def is_participant(self, ticket_id: int, address: str | None) -> bool:

@@ -61,14 +61,15 @@ class SecurityQueries:
             if row is None or row.ticket_id is None or row.channel != "mail":
                 continue
             ticket = self.session.get(Ticket, row.ticket_id)
-            view = _view(ticket)
+            view = ticket_view(ticket)
             if view is not None:
                 recipients = tuple(r for r in row.recipients.split(",") if r)
                 return BouncedMail(ticket=view, recipients=recipients)
         return None
 
 
-def _view(ticket: Ticket | None) -> TicketView | None:
+def ticket_view(ticket: Ticket | None) -> TicketView | None:
+    """What the decision core may see of a ticket row."""
     if ticket is None or ticket.id is None:
         return None
     return TicketView(

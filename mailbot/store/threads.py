@@ -8,6 +8,7 @@ ticket and address, so recording them twice (or from two workers) is harmless.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,7 +35,15 @@ class ThreadSettings:
 
 def texts(mail: InboundMail, settings: ThreadSettings) -> tuple[str, str]:
     """(new content, full text) of an inbound message."""
+    if mail.new_text is not None:  # computed before the transaction (worker._prepare)
+        return mail.new_text, mail.text
     return new_content(mail.text, mail.subject, settings.reply_languages), mail.text
+
+
+def with_new_text(mail: InboundMail, settings: ThreadSettings) -> InboundMail:
+    """The mail with its new content computed: pure and slow-ish, so done outside locks."""
+    text = new_content(mail.text, mail.subject, settings.reply_languages)
+    return dataclasses.replace(mail, new_text=text)
 
 
 def record_participants(

@@ -153,7 +153,9 @@ def test_a_bounce_keeps_its_null_return_path_and_is_not_acknowledged(
         row = session.execute(select(InboundMessage)).scalars().one()
         assert (row.source, row.mail_from) == ("imap", "")
         assert row.origin is not None and ";UID=1" in row.origin
-    assert subjects(application) == ["Undeliverable: your message"]
+        # A bounce about no mail of ours is ignored with its reason: never a ticket.
+        assert row.outcome == "ignored" and "bounce" in (row.reason or "")
+    assert subjects(application) == []
     assert sink.received == []
 
 

@@ -11,44 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.daemon import merge as merge  # re-exported for the tests
+from benchmarks.daemon import to_toml  # one small TOML writer for tests and benchmarks
 from support.servers import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(value)
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """A tiny TOML writer for nested dicts of scalars and lists (enough for our configs)."""
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    lines = []
-    if prefix and scalars:
-        lines.append(f"[{prefix}]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
-    for key, value in tables.items():
-        lines.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
-    return "\n".join(lines) + "\n"
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def base_config(tmp: Path, smtp_port: int, sink_port: int | None) -> dict[str, Any]:
