@@ -43,7 +43,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    with open_store(settings).transaction() as session:
+    with open_store(settings).read() as session:
         rows = outbox_rows(session, STATUS_CHOICES[args.status], settings.mailbot.ticket_prefix)
     print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else format_rows(rows))
     return EX_OK

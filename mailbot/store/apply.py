@@ -26,12 +26,16 @@ from mailbot.store.models import (
     AttachmentBlob,
     InboundMessage,
     MessageRef,
-    OutboxMessage,
     ThreadEntry,
     Ticket,
     TicketEvent,
 )
-from mailbot.store.repo import insert_ignore, mark_quarantined, next_ticket_number
+from mailbot.store.repo import (
+    insert_ignore,
+    mark_quarantined,
+    new_outbox_row,
+    next_ticket_number,
+)
 from mailbot.store.security import record_bounce
 
 
@@ -126,16 +130,14 @@ def _add_inbound_entry(
 
 def _add_outgoing(session: Session, ticket: Ticket, mail: OutgoingMail, now: datetime) -> int:
     assert ticket.id is not None
-    row = OutboxMessage(
+    row = new_outbox_row(
         kind=mail.kind,
         ticket_id=ticket.id,
         message_id=mail.message_id,
         envelope_from=mail.envelope_from,
-        recipient=mail.recipients[0],
-        recipients=",".join(mail.recipients),
+        recipients=mail.recipients,
         payload=mail.payload,
-        next_attempt_at=now,
-        created_at=now,
+        now=now,
     )
     session.add(row)
     session.add(

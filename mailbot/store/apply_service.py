@@ -21,7 +21,8 @@ from mailbot.message import InboundMail
 from mailbot.pipeline.paging import OFF, PageVerdict
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.staff import StaffReply
-from mailbot.store.models import OutboxMessage, PageRecord, Ticket, TicketEvent
+from mailbot.store.models import PageRecord, Ticket, TicketEvent
+from mailbot.store.repo import new_outbox_row
 
 log = logging.getLogger("mailbot.paging")
 
@@ -182,17 +183,15 @@ def record_paging(
     ids = []
     pages = build_pages(ticket, mail, verdict.event)
     for page in pages:
-        row = OutboxMessage(
+        row = new_outbox_row(
             kind="page",
             channel=page.channel,
             ticket_id=ticket.id,
             message_id=page.message_id,
             envelope_from=page.envelope_from,
-            recipient=page.recipients[0],
-            recipients=",".join(page.recipients),
+            recipients=page.recipients,
             payload=page.payload,
-            next_attempt_at=now,
-            created_at=now,
+            now=now,
         )
         session.add(row)
         session.flush()

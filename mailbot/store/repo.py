@@ -240,6 +240,32 @@ def claim_outbox(session: Session, now: datetime, lease: float, limit: int) -> l
     return rows
 
 
+def new_outbox_row(
+    *,
+    kind: str,
+    ticket_id: int | None,
+    message_id: str,
+    envelope_from: str,
+    recipients: Sequence[str],
+    payload: bytes,
+    now: datetime,
+    channel: str = "mail",
+) -> OutboxMessage:
+    """An outbox row due now; the first recipient is kept apart for rate limits."""
+    return OutboxMessage(
+        kind=kind,
+        channel=channel,
+        ticket_id=ticket_id,
+        message_id=message_id,
+        envelope_from=envelope_from,
+        recipient=recipients[0],
+        recipients=",".join(recipients),
+        payload=payload,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
 def mark_outbox(session: Session, outbox_id: int, **values: Any) -> None:
     session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**values))
 
