@@ -6,14 +6,10 @@ differs between drivers if anything does; so this runs against both databases.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 from support.daemon import base_config, merge
 from support.mail import make_mail
@@ -26,24 +22,10 @@ from mailbot.store.models import OutboxMessage, PageRecord
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sla.db'}"
-        return
-    server = os.environ.get("MAILBOT_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("MAILBOT_TEST_POSTGRES_URL not set (a PostgreSQL server to test against)")
-    name = f"mailbot_sla_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+@pytest.fixture
+def database_url(store_url: str) -> str:
+    """SQLite and PostgreSQL (a private schema), from tests/support/postgres.py."""
+    return store_url
 
 
 def test_pages_and_reminders_are_queued_once(database_url: str, tmp_path: Path, sink: Sink) -> None:

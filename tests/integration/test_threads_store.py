@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -20,7 +18,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, text
+from sqlalchemy import func
 from sqlmodel import select
 from support.daemon import base_config, merge, run_cli, write_config
 from support.mail import make_mail
@@ -36,24 +34,10 @@ pytestmark = pytest.mark.integration
 CLIENTS = Path(__file__).parent.parent / "data" / "clients"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'threads.db'}"
-        return
-    server = os.environ.get("MAILBOT_TEST_POSTGRES_URL")
-    if not server:
-        pytest.skip("MAILBOT_TEST_POSTGRES_URL not set (a PostgreSQL server to test against)")
-    name = f"mailbot_threads_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+@pytest.fixture
+def database_url(store_url: str) -> str:
+    """SQLite and PostgreSQL (a private schema), from tests/support/postgres.py."""
+    return store_url
 
 
 class Desk:
