@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
@@ -32,6 +33,15 @@ DeliveryObserver = Callable[[OutboxMessage, str, str | None], None]
 
 def _no_observer(row: OutboxMessage, result: str, error: str | None) -> None:
     pass
+
+
+def _shown_recipients(row: OutboxMessage) -> str:
+    """Recipients for a log line; a webhook shows only scheme://host:port, since
+    some webhooks carry their secret in the path or query."""
+    if row.channel != "webhook":
+        return row.recipients
+    parts = urlsplit(row.recipients)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…"
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,7 @@ class Sender:
             row.kind,
             self._ref(row) or "-",
             row.message_id,
-            row.recipients,
+            _shown_recipients(row),
             extra=self._extra(row),
         )
 
@@ -207,7 +217,7 @@ class Sender:
             row.kind,
             self._ref(row) or "-",
             row.message_id,
-            row.recipients,
+            _shown_recipients(row),
             error,
             extra=self._extra(row),
         )

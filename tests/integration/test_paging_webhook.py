@@ -111,13 +111,16 @@ def test_emergency_pages_once_through_a_webhook_that_fails_twice(
     # The reminder loop runs too (nothing is due: it must only not get in the way).
     reminders = {"reminders": {"team_address": "team@example.com", "interval": 0.2}}
     with WebhookServer(statuses=[503, 503], then=202) as server:
-        bot, path = start_daemon(tmp_path, sink, merge(paging(server.url), reminders))
+        secret_url = server.url.rstrip("/") + "/hooks/s3cr3t-token"  # a token in the path
+        bot, path = start_daemon(tmp_path, sink, merge(paging(secret_url), reminders))
         try:
             send(bot.port, make_mail("[Emergency] Pipeline down", body="Nothing runs.\n"))
             detail = wait_page_status(path, "sent")
         finally:
             assert bot.stop() == 0
 
+    assert "delivered to http://127.0.0.1:" in bot.log()
+    assert "s3cr3t-token" not in bot.log()  # logs show scheme://host:port only
     # Three attempts (503, 503, 202); the row is marked sent, so no fourth.
     assert [r.status for r in server.requests] == [503, 503, 202]
     (delivered,) = server.delivered
