@@ -81,6 +81,8 @@ def bench_config(
             "templates": str(REPO / "templates"),
         },
     }
+    if os.environ.get("XBENCH_PROCESSES"):
+        config["worker"] = {"processes": int(os.environ["XBENCH_PROCESSES"])}
     return merge(config, overrides or {})
 
 
@@ -149,14 +151,20 @@ class Daemon:
         return "\n  | " + "\n  | ".join(text) if text else ""
 
     def memory(self) -> dict[str, float]:
-        """VmHWM (peak) and VmRSS of the daemon, in MB (10^6 bytes), from /proc."""
-        values: dict[str, float] = {}
-        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
-            for line in status:
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    values[key] = int(rest.split()[0]) * 1024 / 1e6  # kB (KiB) → MB
-        return {"peak_rss_mb": round(values["VmHWM"], 1), "rss_mb": round(values["VmRSS"], 1)}
+        """VmHWM (peak) and VmRSS of the daemon with its worker processes, in MB (10^6
+        bytes), from /proc.  The peak is the sum of each process's own peak: an upper
+        bound, as the two may not have peaked at the same moment."""
+        totals = {"VmHWM": 0.0, "VmRSS": 0.0}
+        for pid in (self.pid, *_children(self.pid)):
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                    for line in status:
+                        key, _, rest = line.partition(":")
+                        if key in totals:
+                            totals[key] += int(rest.split()[0]) * 1024 / 1e6  # kB → MB
+            except FileNotFoundError:  # a worker process that just ended
+                continue
+        return {"peak_rss_mb": round(totals["VmHWM"], 1), "rss_mb": round(totals["VmRSS"], 1)}
 
     def stop(self, timeout: float = 60.0) -> int | None:
         if self.proc is None:
@@ -173,3 +181,14 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[int]:
+    """The direct child processes of ``pid`` (Linux: /proc/PID/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found

@@ -51,7 +51,7 @@ def record(pid: int, output: Path, rate: int = 200) -> Iterator[None]:
         return
     proc = subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
-         "--output", str(output), "--nonblocking", "--threads"],
+         "--output", str(output), "--nonblocking", "--threads", "--subprocesses"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -1,7 +1,8 @@
 """The application object: built once from settings, owns every service, no globals.
 
 ``Application.run`` is the daemon: listener, worker and sender in one asyncio loop,
-database work on threads.  ``Application.drain`` runs worker and sender until
+database work on threads, the worker's batches in worker processes
+(mailbot/worker_process.py).  ``Application.drain`` runs worker and sender until
 nothing is left, for tests and one-shot commands.
 """
 
@@ -16,6 +17,7 @@ from datetime import datetime
 from functools import partial
 
 from mailbot.config import Settings
+from mailbot.intake.group_commit import GroupCommitter, RawMessage
 from mailbot.intake.imap import ImapIntake
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
@@ -40,7 +42,8 @@ from mailbot.store.leader import (
 )
 from mailbot.store.repo import enqueue
 from mailbot.store.threads import ThreadSettings
-from mailbot.worker import Worker
+from mailbot.worker import Outcome, Worker
+from mailbot.worker_process import WorkerProcess, WorkerUnavailable
 
 SHUTDOWN_GRACE = 30.0
 
@@ -151,6 +154,8 @@ class Application:
         self._inbound_ready = asyncio.Event()
         self._outbox_ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._remotes: list[WorkerProcess] = []
+        self._committer = GroupCommitter(self.store_raw_many)
 
     # ------------------------------------------------------------ storing raw mail
 
@@ -168,8 +173,24 @@ class Application:
                 send_ack=send_ack,
             )
 
+    def store_raw_many(self, messages: list[RawMessage]) -> list[int]:
+        """Several received messages in one transaction (mailbot/intake/group_commit.py)."""
+        now = self.clock()
+        with self.store.transaction() as session:
+            return [
+                enqueue(
+                    session,
+                    source=m.source,
+                    raw=m.raw,
+                    now=now,
+                    mail_from=m.mail_from,
+                    rcpt_to=m.rcpt_to,
+                )
+                for m in messages
+            ]
+
     async def store_raw(self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
-        inbound_id = await asyncio.to_thread(self.store_raw_sync, source, mail_from, rcpt_to, raw)
+        inbound_id = await self._committer.store(RawMessage(source, mail_from, rcpt_to, raw))
         self._inbound_ready.set()
         return inbound_id
 
@@ -241,11 +262,20 @@ class Application:
             await asyncio.wait_for(event.wait(), timeout=timeout)
         event.clear()
 
-    async def _worker_loop(self) -> None:
+    def _process_batch(self, remote: WorkerProcess | None) -> list[Outcome]:
+        """One batch, in a worker process when there is one that works, else here."""
+        if remote is not None:
+            try:
+                return remote.process_batch()
+            except WorkerUnavailable:
+                pass
+        return self.worker.process_batch()
+
+    async def _worker_loop(self, remote: WorkerProcess | None = None) -> None:
         interval = self.settings.worker.poll_interval
         while not self._stopping.is_set():
             try:
-                outcomes = await asyncio.to_thread(self.worker.process_batch)
+                outcomes = await asyncio.to_thread(self._process_batch, remote)
                 self.ops.worker.beat()
             except Exception as exc:  # database down: keep the loop alive, try again
                 self.log.error("worker: %s: %s", exc.__class__.__name__, exc)
@@ -301,6 +331,8 @@ class Application:
         self.ops.reloading()
         reopen_log_files()
         self.renderer.reload()
+        for remote in self._remotes:
+            remote.reload()
         self.log.info("templates reloaded")
         self.ops.reloaded("running; templates reloaded")
 
@@ -313,10 +345,15 @@ class Application:
         self.build_imap()
         await self.start_listener()
         imap_leader = self.imap_leadership()  # starts IMAP here once this daemon leads
-        tasks = [
-            asyncio.create_task(self._worker_loop(), name="worker"),
-            asyncio.create_task(self._sender_loop(), name="sender"),
+        self._remotes = [
+            WorkerProcess(self.settings, f"worker-{n}", self.log)
+            for n in range(1, self.settings.worker.processes + 1)
         ]
+        workers = [
+            asyncio.create_task(self._worker_loop(remote), name=f"worker-{n}")
+            for n, remote in enumerate(self._remotes or [None], start=1)
+        ]
+        tasks = [*workers, asyncio.create_task(self._sender_loop(), name="sender")]
         if imap_leader is not None:
             tasks.append(asyncio.create_task(imap_leader.run(self._stopping), name="imap-leader"))
         if self.sla.reminders_enabled:
@@ -337,6 +374,8 @@ class Application:
             await self.listener.stop(SHUTDOWN_GRACE)
         # The IMAP leadership task stops the intake (if it runs here) and frees its lock.
         await asyncio.gather(*tasks, return_exceptions=True)
+        for remote in self._remotes:
+            await asyncio.to_thread(remote.stop, SHUTDOWN_GRACE)
         try:
             await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
         except TimeoutError:

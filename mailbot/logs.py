@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 _EXTRA_FIELDS = ("message_id", "ticket")
 
@@ -43,8 +44,29 @@ def reopen_log_files() -> None:
             handler.reopen()
 
 
+class LogOptions(NamedTuple):
+    """What ``setup_logging`` was given: a worker process sets up its logging the same."""
+
+    level: str | int = "INFO"
+    fmt: str = "text"
+    debug: bool = False
+    file: str | None = None
+
+    @classmethod
+    def current(cls) -> LogOptions:
+        """Read back from the root logger (as ``setup_logging`` left it)."""
+        root = logging.getLogger()
+        handler = root.handlers[0] if root.handlers else None
+        return cls(
+            level=logging.getLevelName(root.level),
+            fmt="json" if handler and isinstance(handler.formatter, JsonFormatter) else "text",
+            debug=root.level == logging.DEBUG,
+            file=handler.baseFilename if isinstance(handler, ReopenableFileHandler) else None,
+        )
+
+
 def setup_logging(
-    level: str = "INFO", fmt: str = "text", debug: bool = False, file: str | None = None
+    level: str | int = "INFO", fmt: str = "text", debug: bool = False, file: str | None = None
 ) -> None:
     handler: logging.Handler = (
         ReopenableFileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)

@@ -30,6 +30,7 @@ from mailbot.store.models import InboundMessage
 from mailbot.store.repo import (
     RepoLookup,
     claim_inbound,
+    inbound_status,
     mark_quarantined,
     release_for_retry,
 )
@@ -37,7 +38,7 @@ from mailbot.store.threads import ThreadSettings, with_new_text
 
 MAX_RETRY_DELAY = 300.0
 # How long one worker transaction may hold SQLite's write lock before it commits.
-MAX_LOCK_HOLD = 0.025
+MAX_LOCK_HOLD = 0.005
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,12 @@ class Worker:
         where duplicates, retries and quarantine are handled.  One commit per batch
         instead of several per message is most of the worker's throughput.
         """
-        with self.store.transaction() as session:
+        with self.store.transaction(durable=False) as session:
             ids = claim_inbound(session, self.clock(), self.lease_seconds, self.batch_size)
+        return self.process_ids(ids)
+
+    def process_ids(self, ids: list[int]) -> list[Outcome]:
+        """Process these (claimed) messages in order, as ``process_batch`` does."""
         if not ids:
             return []
         outcomes: list[Outcome] = []
@@ -161,10 +166,7 @@ class Worker:
         assert row.id is not None
         # Locked for the whole transaction: a worker that claims it after our lease ran
         # out skips it (SKIP LOCKED) or waits here and then sees it done.
-        status = session.execute(
-            select(InboundMessage.status).where(InboundMessage.id == row.id).with_for_update()
-        ).scalar_one_or_none()
-        if status != "pending":
+        if inbound_status(session, row.id) != "pending":
             return None
         policy = self._policy_for(row)
         lookup = RepoLookup(session, now)
@@ -201,7 +203,7 @@ class Worker:
         results: list[tuple[Applied, str | None] | None | Exception] = []
         started = time.monotonic()
         try:
-            with self.store.transaction() as session:
+            with self.store.transaction(durable=False) as session:
                 for row, mail in ready:
                     taken.append((row, mail))
                     try:
@@ -228,7 +230,7 @@ class Worker:
     def _decide_and_apply(self, row: InboundMessage, mail: InboundMail) -> Outcome:
         assert row.id is not None
         try:
-            with self.store.transaction() as session:
+            with self.store.transaction(durable=False) as session:
                 result = self._apply_in(session, row, mail, self.clock())
         except IntegrityError:
             # A twin of this message was committed concurrently (another worker or daemon):

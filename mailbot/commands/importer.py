@@ -128,8 +128,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                         .where(col(InboundMessage.id).in_(ids))
                         .values(claimed_until=now + lease)
                     )
-            for inbound_id in ids:
-                outcome = app.worker.process_one(inbound_id)
+            for outcome in app.worker.process_ids(ids):  # in order: replies find their ticket
                 counts[outcome.outcome] += 1
             bar.update(len(chunk))
             bar.set_postfix(

@@ -14,6 +14,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 
 # (source, mail_from, rcpt_tos, raw) -> inbound id; raises on storage failure
@@ -44,6 +45,9 @@ class IntakeHandler:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        # Set when the listener stops: a DATA that ends after this gets 421 and is not
+        # stored, so closing the sessions can never cut off a 250 for a stored message.
+        self.closing = False
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list
@@ -54,6 +58,8 @@ class IntakeHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.closing:
+            return self._per_recipient(envelope, SHUTTING_DOWN)
         self.in_flight += 1
         self.idle.clear()
         try:
@@ -169,6 +175,7 @@ class SmtpListener:
         if self._server is None:
             return
         self._server.close()
+        self.handler.closing = True
         try:
             await asyncio.wait_for(self.handler.idle.wait(), timeout=grace)
         except TimeoutError:

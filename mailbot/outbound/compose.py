@@ -9,15 +9,14 @@ wrote can add a header or a recipient.
 
 from __future__ import annotations
 
+import binascii
 import re
 import secrets
 import time
 from collections.abc import Iterable
-from email.charset import QP, Charset
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import formataddr, formatdate
 
@@ -67,9 +66,14 @@ def domain_of(address: str) -> str:
 
 
 def _text_part(body: str, subtype: str) -> MIMENonMultipart:
-    charset = Charset("utf-8")
-    charset.body_encoding = QP
-    return MIMEText(body, subtype, charset)  # type: ignore[arg-type]
+    """A UTF-8 text part, quoted-printable: the encoding is done by ``binascii`` (C), which
+    is several times faster than the ``email`` package's pure-Python encoder."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    lines = body.replace("\r\n", "\n").encode("utf-8")
+    encoded = binascii.b2a_qp(lines, istext=True).decode("ascii")
+    part.set_payload(encoded.replace("\n", "\r\n"))
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    return part
 
 
 def _address(address: str) -> str:

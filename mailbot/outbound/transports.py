@@ -9,6 +9,7 @@ from __future__ import annotations
 import mailbox
 import smtplib
 import ssl
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -47,6 +48,10 @@ class MaildirTransport:
         pass
 
 
+# Seconds for which a relay connection that just answered is reused without a NOOP.
+FRESH = 2.0
+
+
 class SmtpTransport:
     """An SMTP relay client that keeps one connection open while there is work."""
 
@@ -71,6 +76,7 @@ class SmtpTransport:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
+        self._last_reply = 0.0  # monotonic time of the relay's last answer
 
     def _tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context()
@@ -101,9 +107,15 @@ class SmtpTransport:
         return conn
 
     def _reusable(self) -> smtplib.SMTP | None:
-        """The open connection if the relay still answers (it may have timed us out)."""
+        """The open connection if the relay still answers (it may have timed us out).
+
+        A connection that answered within ``FRESH`` seconds is used without asking
+        (NOOP is a round trip per message in a burst); an older one is asked first.
+        """
         if self._conn is None:
             return None
+        if time.monotonic() - self._last_reply < FRESH:
+            return self._conn
         try:
             if self._conn.noop()[0] == 250:
                 return self._conn
@@ -116,6 +128,7 @@ class SmtpTransport:
         try:
             self._conn = self._reusable() or self._connect()
             refused = self._conn.sendmail(envelope_from, recipients, payload)
+            self._last_reply = time.monotonic()
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
             codes = [code for code, _ in exc.recipients.values()]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import Session
+from sqlalchemy import bindparam, update
+from sqlmodel import Session, col
 
 from mailbot.message import InboundMail
 from mailbot.pipeline.bounces import AttachBounce
@@ -26,17 +26,33 @@ from mailbot.store.models import (
     AttachmentBlob,
     InboundMessage,
     MessageRef,
+    OutboxMessage,
     ThreadEntry,
     Ticket,
     TicketEvent,
 )
 from mailbot.store.repo import (
     insert_ignore,
+    insert_returning_id,
     mark_quarantined,
-    new_outbox_row,
     next_ticket_number,
+    outbox_values,
 )
 from mailbot.store.security import record_bounce
+
+# Built once: on the hot path, building a statement costs more than running it.
+_FINISH_INBOUND = (
+    update(InboundMessage)
+    .where(col(InboundMessage.id) == bindparam("inbound_id"))
+    .values(
+        status=bindparam("new_status"),
+        outcome=bindparam("new_outcome"),
+        reason=bindparam("new_reason"),
+        ticket_id=bindparam("new_ticket_id"),
+        processed_at=bindparam("now"),
+        claimed_until=None,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,12 @@ class Applied:
     outbox_ids: tuple[int, ...] = ()
 
 
+def _same_text(full_text: str, new_text: str) -> bool:
+    """Nothing was cut: ``text_full`` is then left empty (readers use ``text``), which
+    halves what a thread entry writes for most new mail."""
+    return full_text.replace("\r\n", "\n").strip("\n") == new_text
+
+
 def _add_inbound_entry(
     session: Session,
     ticket: Ticket,
@@ -83,35 +105,37 @@ def _add_inbound_entry(
     now: datetime,
     kind: str = "mail",
     settings: threads.ThreadSettings | None = None,
-) -> ThreadEntry:
+) -> int:
     assert ticket.id is not None
     new_text, full_text = threads.texts(mail, settings or threads.ThreadSettings())
-    entry = ThreadEntry(
-        ticket_id=ticket.id,
-        direction="inbound",
-        kind=kind,
-        dedup_key=mail.dedup_key,
-        message_id=mail.message_id,
-        inbound_id=inbound_id,
-        from_addr=mail.from_address or mail.from_header,
-        to_addrs=", ".join(mail.to),
-        cc_addrs=", ".join(mail.cc),
-        subject=mail.subject,
-        date=mail.date.replace(tzinfo=None) if mail.date else None,
-        text=new_text,
-        text_full=full_text,
-        html=mail.html,
-        created_at=now,
+    # Raises IntegrityError on a duplicate dedup_key (a concurrent twin).
+    entry_id = insert_returning_id(
+        session,
+        ThreadEntry,
+        {
+            "ticket_id": ticket.id,
+            "direction": "inbound",
+            "kind": kind,
+            "dedup_key": mail.dedup_key,
+            "message_id": mail.message_id,
+            "inbound_id": inbound_id,
+            "from_addr": mail.from_address or mail.from_header,
+            "to_addrs": ", ".join(mail.to),
+            "cc_addrs": ", ".join(mail.cc),
+            "subject": mail.subject,
+            "date": mail.date.replace(tzinfo=None) if mail.date else None,
+            "text": new_text,
+            "text_full": "" if _same_text(full_text, new_text) else full_text,
+            "html": mail.html,
+            "created_at": now,
+        },
     )
-    session.add(entry)
-    session.flush()  # raises IntegrityError on a duplicate dedup_key (a concurrent twin)
-    assert entry.id is not None
     blobs = {a.sha256: {"sha256": a.sha256, "content": a.content} for a in mail.attachments}
     insert_ignore(session, AttachmentBlob, list(blobs.values()))
     for item in mail.attachments:
         session.add(
             Attachment(
-                entry_id=entry.id,
+                entry_id=entry_id,
                 filename=item.filename,
                 content_type=item.content_type,
                 size=item.size,
@@ -125,41 +149,47 @@ def _add_inbound_entry(
     insert_ignore(
         session, MessageRef, [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
     )
-    return entry
+    return entry_id
 
 
 def _add_outgoing(session: Session, ticket: Ticket, mail: OutgoingMail, now: datetime) -> int:
     assert ticket.id is not None
-    row = new_outbox_row(
-        kind=mail.kind,
-        ticket_id=ticket.id,
-        message_id=mail.message_id,
-        envelope_from=mail.envelope_from,
-        recipients=mail.recipients,
-        payload=mail.payload,
-        now=now,
-    )
-    session.add(row)
-    session.add(
-        ThreadEntry(
-            ticket_id=ticket.id,
-            direction="outbound",
+    outbox_id = insert_returning_id(
+        session,
+        OutboxMessage,
+        outbox_values(
             kind=mail.kind,
-            dedup_key=f"mid:{mail.message_id}",
+            ticket_id=ticket.id,
             message_id=mail.message_id,
-            from_addr=mail.envelope_from,
-            to_addrs=", ".join(r for r in mail.recipients if r not in mail.cc),
-            cc_addrs=", ".join(mail.cc),
-            subject=mail.subject,
-            text=mail.text,
-            text_full=mail.text,
-            created_at=now,
-        )
+            envelope_from=mail.envelope_from,
+            recipients=mail.recipients,
+            payload=mail.payload,
+            now=now,
+        ),
+    )
+    insert_returning_id(
+        session,
+        ThreadEntry,
+        {
+            "ticket_id": ticket.id,
+            "direction": "outbound",
+            "kind": mail.kind,
+            "dedup_key": f"mid:{mail.message_id}",
+            "message_id": mail.message_id,
+            "inbound_id": None,
+            "from_addr": mail.envelope_from,
+            "to_addrs": ", ".join(r for r in mail.recipients if r not in mail.cc),
+            "cc_addrs": ", ".join(mail.cc),
+            "subject": mail.subject,
+            "date": None,
+            "text": mail.text,
+            "text_full": "",  # the same as ``text``
+            "html": None,
+            "created_at": now,
+        },
     )
     insert_ignore(session, MessageRef, [{"message_id": mail.message_id, "ticket_id": ticket.id}])
-    session.flush()
-    assert row.id is not None
-    return row.id
+    return outbox_id
 
 
 def _event(session: Session, ticket: Ticket, now: datetime, kind: str, detail: str) -> None:
@@ -175,18 +205,15 @@ def _finish_inbound(
     reason: str,
     ticket_id: int | None,
 ) -> None:
-    session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == inbound_id)
-        .values(
-            status="ignored" if outcome == "ignored" else "done",
-            outcome=outcome,
-            reason=reason,
-            ticket_id=ticket_id,
-            processed_at=now,
-            claimed_until=None,
-        )
-    )
+    values = {
+        "inbound_id": inbound_id,
+        "new_status": "ignored" if outcome == "ignored" else "done",
+        "new_outcome": outcome,
+        "new_reason": reason,
+        "new_ticket_id": ticket_id,
+        "now": now,
+    }
+    session.connection().execute(_FINISH_INBOUND, values)
 
 
 def _apply_bounce(
@@ -239,10 +266,10 @@ def apply_decision(
             created_at=now,
             updated_at=now,
         )
+        if service is not None and service.clocks is not None:  # before the INSERT: one statement
+            apply_service.start_clocks(ticket, now, service.clocks)
         session.add(ticket)
         session.flush()
-        if service is not None and service.clocks is not None:
-            apply_service.start_clocks(ticket, now, service.clocks)
         outcome, detail = "created", f"new {decision.severity.label} ticket; {decision.note}"
     else:
         assert isinstance(decision, AppendToTicket)
@@ -284,7 +311,8 @@ def apply_decision(
     _add_inbound_entry(session, ticket, inbound_id, mail, now, "staff" if staff else "mail", thread)
     assert ticket.id is not None
     requester = decision.requester if isinstance(decision, NewTicket) else None
-    threads.record_participants(session, ticket.id, mail, now, thread, requester)
+    recorded = threads.record_participants(session, ticket.id, mail, now, thread, requester)
+    known = recorded if isinstance(decision, NewTicket) else None  # all it has
     if staff is not None:
         clocks = service.clocks if service is not None else None
         if staff.relay_to and service is not None and service.build_relay is not None:
@@ -300,7 +328,9 @@ def apply_decision(
     if decision.acknowledge:
         cc = ()
         if thread.cc_on_ack and mail.from_address:
-            cc = threads.copies(session, ticket.id, to=mail.from_address, now=now, settings=thread)
+            cc = threads.copies(
+                session, ticket.id, to=mail.from_address, now=now, settings=thread, known=known
+            )
         outbox_ids += (_add_outgoing(session, ticket, build_ack(ticket, mail, cc=cc), now),)
     _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id)
     return Applied(outcome, format_reference(prefix, ticket.number), detail, outbox_ids)

@@ -4,26 +4,35 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a 250 means the bytes are on
 disk) and every transaction starts with ``BEGIN IMMEDIATE``: a read-then-write
 transaction then waits for the write lock up front instead of failing halfway
 with "database is locked" when another thread wrote in between.
+
+Work that can be redone from what is already on disk (a claim, the worker's result
+for a stored message, "sent" on an outbox row) commits without waiting for the disk
+(``durable=False``: ``synchronous=NORMAL`` on SQLite, ``synchronous_commit=off`` on
+PostgreSQL).  That is still safe when the process is killed; only a power loss or an
+operating-system crash can take back such a commit, and then the message is processed
+again or the acknowledgement sent again with its same Message-ID.  The next durable
+commit (the next message received) makes everything before it durable too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from mailbot.store import models  # noqa: F401  (registers the tables)
 from mailbot.store.schema import ensure_schema
+from mailbot.store.writer_lock import WriterLock, lock_path
 
 READONLY_OPTION = "mailbot_readonly"
+LAZY_OPTION = "mailbot_lazy_commit"
 
 
 def utcnow() -> datetime:
@@ -38,14 +47,21 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        readonly = connection.get_execution_options().get(READONLY_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get(READONLY_OPTION, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        synchronous = "NORMAL" if options.get(LAZY_OPTION, False) else "FULL"
+        info = connection.connection.info
+        if info.get("synchronous") != synchronous:  # a pragma only outside transactions
+            connection.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+            info["synchronous"] = synchronous
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -78,12 +94,10 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # SQLite has one writer at a time.  Threads of this process queue on a lock that
-        # wakes the next one at once, instead of SQLite's busy handler, which makes
-        # waiters sleep and poll (up to 100 ms a turn): under load that polling, not the
-        # work, was most of the intake latency.  Other processes still use busy_timeout.
-        self._write_lock: threading.RLock | None = (
-            threading.RLock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time: writers queue on a lock that wakes the next
+        # one at once (mailbot/store/writer_lock.py).
+        self._write_lock: WriterLock | None = (
+            WriterLock(lock_path(engine.url.database)) if engine.dialect.name == "sqlite" else None
         )
 
     @classmethod
@@ -111,13 +125,20 @@ class Store:
         ensure_schema(self.engine, create=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on any exception."""
+    def transaction(self, durable: bool = True) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception.
+
+        ``durable=False``: the commit does not wait for the disk (see the module's note);
+        only for work that is redone when it is lost.
+        """
+        bind = self.engine if durable else self.engine.execution_options(**{LAZY_OPTION: True})
         with (
             self._write_lock or contextlib.nullcontext(),
-            Session(self.engine, expire_on_commit=False) as session,
+            Session(bind, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if not durable and self.dialect == "postgresql":
+                session.execute(text("SET LOCAL synchronous_commit = off"))
             yield session
 
     @contextmanager
@@ -129,3 +150,5 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_lock is not None:
+            self._write_lock.close()

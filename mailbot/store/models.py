@@ -89,6 +89,7 @@ class ThreadEntry(SQLModel, table=True):
     date: NaiveDatetime | None = None
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     # The whole text as sent (quoted history, signature); ``text`` is the new content only.
+    # Empty when nothing was cut: then ``text`` is the whole text.
     text_full: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     html: str | None = Field(default=None, sa_column=Column(Text))
     created_at: NaiveDatetime

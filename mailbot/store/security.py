@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 # Outbox kinds that are automatic mail to a customer (relays are written by a person).
 AUTOMATIC_KINDS = ("ack", "notice")
+# Built once (see mailbot/store/repo.py on the worker's hot path).
+_SUPPRESSED = (
+    select(Suppression.address)
+    .where(Suppression.address == bindparam("address"))
+    .where(Suppression.until > bindparam("now"))
+)
 
 
 class SecurityQueries:
@@ -43,12 +49,8 @@ class SecurityQueries:
         return int(self.session.execute(query).scalar_one())
 
     def is_suppressed(self, address: str) -> bool:
-        query = (
-            select(Suppression.address)
-            .where(Suppression.address == address.strip().lower())
-            .where(Suppression.until > self.now)
-        )
-        return self.session.execute(query).first() is not None
+        values = {"address": address.strip().lower(), "now": self.now}
+        return self.session.connection().execute(_SUPPRESSED, values).first() is not None
 
     def sent_message(self, message_ids: tuple[str, ...]) -> BouncedMail | None:
         """The ticket and recipients of the first of ``message_ids`` that we sent."""

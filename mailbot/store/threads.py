@@ -53,8 +53,10 @@ def record_participants(
     now: datetime,
     settings: ThreadSettings,
     requester: str | None = None,
-) -> None:
-    """Add the participants ``mail`` shows; ``requester`` for the mail that opens a ticket."""
+) -> list[Seen]:
+    """Add the participants ``mail`` shows; ``requester`` for the mail that opens a ticket.
+
+    Returns them: for a new ticket they are all its participants."""
     seen = participants_of(
         mail,
         requester=requester,
@@ -67,6 +69,7 @@ def record_participants(
         for s in seen
     ]
     insert_ignore(session, Participant, rows)
+    return list(seen)
 
 
 def participants(session: Session, ticket_id: int) -> list[Participant]:
@@ -97,9 +100,17 @@ def copies(
     now: datetime,
     already: tuple[str, ...] = (),
     settings: ThreadSettings,
+    known: list[Seen] | None = None,
 ) -> tuple[str, ...]:
     """The Cc of a message we send to ``to``: the other participants, minus ``already``
-    and minus addresses that bounced (``suppression``)."""
-    seen = [Seen(p.address, p.role) for p in participants(session, ticket_id)]
+    and minus addresses that bounced (``suppression``).  ``known``: the participants,
+    when the caller has them (a ticket created in this transaction)."""
+    seen = (
+        known
+        if known is not None
+        else [Seen(p.address, p.role) for p in participants(session, ticket_id)]
+    )
+    if not cc_recipients(seen, exclude=(to, *already), limit=len(seen)):
+        return ()  # nobody else: no need to ask who bounced
     bounced = _suppressed(session, [s.address for s in seen], now)
     return cc_recipients(seen, exclude=(to, *already, *bounced), limit=settings.max_cc)
