@@ -81,8 +81,6 @@ def bench_config(
             "templates": str(REPO / "templates"),
         },
     }
-    if os.environ.get("XBENCH_PROCESSES"):
-        config["worker"] = {"processes": int(os.environ["XBENCH_PROCESSES"])}
     return merge(config, overrides or {})
 
 

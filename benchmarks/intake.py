@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--big-attachment-mb", type=float, default=20.0, help="its attachment (20)")
     p.add_argument("--senders", type=int, default=100, help="distinct senders (100)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--worker-processes",
+        type=int,
+        default=None,
+        help="[worker] processes of the daemons under test (default: the daemon's own, 1)",
+    )
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(PHASES)}")
     p.add_argument("--skip", help="comma-separated phases to leave out")
     p.add_argument(
@@ -133,6 +139,13 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         return profile.record(rig.daemon.pid, out / f"{name}.txt")
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """Settings of every daemon under test (from the command line)."""
+        if self.args.worker_processes is None:
+            return {}
+        return {"worker": {"processes": self.args.worker_processes}}
+
     def latency_workload(self, name: str) -> Workload:
         count = max(1, int(self.args.latency_rate * self.args.latency_seconds))
         return self.gen.build(name, count)
@@ -141,7 +154,7 @@ class Bench:
         """Bursts, latency (and memory) against one daemon on one database."""
         args = self.args
         out: dict[str, Any] = {}
-        rig = Rig.start(self.root / db, db_url)
+        rig = Rig.start(self.root / db, db_url, self.overrides)
         try:
             taken = 0
             mem: dict[str, Any] = {"peak_rss_start_mb": rig.daemon.memory()["peak_rss_mb"]}
@@ -225,7 +238,11 @@ class Bench:
             results["big_message"] = guarded(
                 "large message",
                 lambda: big_message_run(
-                    self.root / "big", sqlite_url(self.root / "big"), size, attachment
+                    self.root / "big",
+                    sqlite_url(self.root / "big"),
+                    size,
+                    attachment,
+                    self.overrides,
                 ),
             )
         if "import" in args.phases:

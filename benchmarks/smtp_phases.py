@@ -16,7 +16,7 @@ from benchmarks.checks import (
     latency_summary,
     verify,
 )
-from benchmarks.daemon import Daemon
+from benchmarks.daemon import Daemon, merge
 from benchmarks.rig import Rig, loadavg, wait_complete
 from benchmarks.sink import SinkProcess
 from benchmarks.store import BacklogSampler
@@ -131,10 +131,12 @@ class RssSampler:
         return max(values, default=None)
 
 
-def big_message_run(folder: Path, db_url: str, size: int, attachment: int) -> dict[str, Any]:
+def big_message_run(
+    folder: Path, db_url: str, size: int, attachment: int, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Peak RSS of a fresh daemon handling one large message (limit raised for it)."""
     limit = max(64 * 1024 * 1024, size * 2)
-    overrides = {"intake": {"smtp": {"max_message_size": limit}}}
+    overrides = merge(settings or {}, {"intake": {"smtp": {"max_message_size": limit}}})
     rig = Rig.start(folder, db_url, overrides)
     try:
         time.sleep(0.5)  # let start-up allocations settle before the baseline

@@ -40,7 +40,7 @@ from mailbot.store.leader import (
     StandbyAware,
     imap_lock_name,
 )
-from mailbot.store.repo import enqueue
+from mailbot.store.repo import enqueue, release_claims
 from mailbot.store.threads import ThreadSettings
 from mailbot.worker import Outcome, Worker
 from mailbot.worker_process import WorkerProcess, WorkerUnavailable
@@ -154,7 +154,7 @@ class Application:
         self._inbound_ready = asyncio.Event()
         self._outbox_ready = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._remotes: list[WorkerProcess] = []
+        self._remote: WorkerProcess | None = None  # the worker process, once running
         self._committer = GroupCommitter(self.store_raw_many)
 
     # ------------------------------------------------------------ storing raw mail
@@ -262,20 +262,25 @@ class Application:
             await asyncio.wait_for(event.wait(), timeout=timeout)
         event.clear()
 
-    def _process_batch(self, remote: WorkerProcess | None) -> list[Outcome]:
-        """One batch, in a worker process when there is one that works, else here."""
-        if remote is not None:
+    def _release_claims(self, ids: list[int]) -> None:
+        with self.store.transaction() as session:
+            release_claims(session, ids)
+        self.log.warning("released %d message(s) the worker process had claimed", len(ids))
+
+    def _process_batch(self) -> list[Outcome]:
+        """One batch, in the worker process when there is one that works, else here."""
+        if self._remote is not None:
             try:
-                return remote.process_batch()
+                return self._remote.process_batch()
             except WorkerUnavailable:
                 pass
         return self.worker.process_batch()
 
-    async def _worker_loop(self, remote: WorkerProcess | None = None) -> None:
+    async def _worker_loop(self) -> None:
         interval = self.settings.worker.poll_interval
         while not self._stopping.is_set():
             try:
-                outcomes = await asyncio.to_thread(self._process_batch, remote)
+                outcomes = await asyncio.to_thread(self._process_batch)
                 self.ops.worker.beat()
             except Exception as exc:  # database down: keep the loop alive, try again
                 self.log.error("worker: %s: %s", exc.__class__.__name__, exc)
@@ -331,8 +336,8 @@ class Application:
         self.ops.reloading()
         reopen_log_files()
         self.renderer.reload()
-        for remote in self._remotes:
-            remote.reload()
+        if self._remote is not None:
+            self._remote.reload()
         self.log.info("templates reloaded")
         self.ops.reloaded("running; templates reloaded")
 
@@ -345,41 +350,56 @@ class Application:
         self.build_imap()
         await self.start_listener()
         imap_leader = self.imap_leadership()  # starts IMAP here once this daemon leads
-        self._remotes = [
-            WorkerProcess(self.settings, f"worker-{n}", self.log)
-            for n in range(1, self.settings.worker.processes + 1)
-        ]
-        workers = [
-            asyncio.create_task(self._worker_loop(remote), name=f"worker-{n}")
-            for n, remote in enumerate(self._remotes or [None], start=1)
-        ]
-        tasks = [*workers, asyncio.create_task(self._sender_loop(), name="sender")]
-        if imap_leader is not None:
-            tasks.append(asyncio.create_task(imap_leader.run(self._stopping), name="imap-leader"))
-        if self.sla.reminders_enabled:
-            tasks.append(asyncio.create_task(self._reminder_loop(), name="reminders"))
-        listener = self.listener
-        await self.ops.start(
-            (lambda: listener.running) if listener is not None else None,
-            "running" if listener is None else f"running; listening on port {listener.port}",
-            imap=StandbyAware(self.imap, imap_leader) if imap_leader is not None else None,
-        )
-        if ready is not None:
-            ready()
-        self.log.info("mailbot running")
-        await self._stopping.wait()
-        self.ops.stopping()
-        self.log.info("stopping: no new connections; finishing in-flight messages")
-        if self.listener is not None:
-            await self.listener.stop(SHUTDOWN_GRACE)
-        # The IMAP leadership task stops the intake (if it runs here) and frees its lock.
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for remote in self._remotes:
-            await asyncio.to_thread(remote.stop, SHUTDOWN_GRACE)
+
+        def wake_sender() -> None:  # from the worker's thread or the pipe's reader
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to wake
+                loop.call_soon_threadsafe(self._outbox_ready.set)
+
+        self.worker.on_commit = lambda _count: wake_sender()
+        if self.settings.worker.processes:
+            self._remote = WorkerProcess(
+                self.settings,
+                "worker process",
+                self.log,
+                on_progress=wake_sender,
+                on_lost=self._release_claims,
+            )
+            self._remote.start()  # from the main thread, now: it imports while we start
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
-        except TimeoutError:
-            self.log.warning("shutdown: work left in the queue for the next start")
-        await self.ops.stop()
-        self.store.dispose()
-        self.log.info("stopped")
+            tasks = [
+                asyncio.create_task(self._worker_loop(), name="worker"),
+                asyncio.create_task(self._sender_loop(), name="sender"),
+            ]
+            if imap_leader is not None:
+                leading = imap_leader.run(self._stopping)
+                tasks.append(asyncio.create_task(leading, name="imap-leader"))
+            if self.sla.reminders_enabled:
+                tasks.append(asyncio.create_task(self._reminder_loop(), name="reminders"))
+            listener = self.listener
+            await self.ops.start(
+                (lambda: listener.running) if listener is not None else None,
+                "running" if listener is None else f"running; listening on port {listener.port}",
+                imap=StandbyAware(self.imap, imap_leader) if imap_leader is not None else None,
+            )
+            if ready is not None:
+                ready()
+            self.log.info("mailbot running")
+            await self._stopping.wait()
+            self.ops.stopping()
+            self.log.info("stopping: no new connections; finishing in-flight messages")
+            if self.listener is not None:
+                await self.listener.stop(SHUTDOWN_GRACE)
+            # The IMAP leadership task stops the intake (if it runs here) and frees its lock.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._remote is not None:
+                await asyncio.to_thread(self._remote.stop, SHUTDOWN_GRACE)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
+            except TimeoutError:
+                self.log.warning("shutdown: work left in the queue for the next start")
+            await self.ops.stop()
+            self.store.dispose()
+            self.log.info("stopped")
+        finally:  # also when start-up fails: the process would wait for it at exit
+            if self._remote is not None:
+                await asyncio.to_thread(self._remote.stop, SHUTDOWN_GRACE)

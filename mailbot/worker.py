@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,8 +37,11 @@ from mailbot.store.repo import (
 from mailbot.store.threads import ThreadSettings, with_new_text
 
 MAX_RETRY_DELAY = 300.0
+# Messages (and raw bytes) loaded and prepared at a time within a batch.
+GROUP_MESSAGES = 8
+GROUP_BYTES = 16 * 1024 * 1024
 # How long one worker transaction may hold SQLite's write lock before it commits.
-MAX_LOCK_HOLD = 0.005
+MAX_LOCK_HOLD = 0.025
 
 
 @dataclass(frozen=True)
@@ -82,32 +85,66 @@ class Worker:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.log = log or logging.getLogger("mailbot.worker")
+        # Called after each commit of a batch's chunk (with its size), before the batch
+        # ends: the daemon wakes the sender then, not only when the whole batch is done.
+        self.on_commit: Callable[[int], None] | None = None
+        # Called with the ids of each claimed batch (a worker process tells the daemon,
+        # which releases them at once if the process dies with them).
+        self.on_claimed: Callable[[list[int]], None] | None = None
 
     def process_batch(self) -> list[Outcome]:
-        """Claim a batch, prepare each message (pure work, no lock), apply them together.
+        """Claim a batch; prepare its messages (pure work, no lock) and apply them a few
+        at a time (``process_ids``).
 
-        The decisions of a batch are applied in one transaction, each under its own
-        savepoint, so one bad message rolls back alone; it is then redone on its own,
-        where duplicates, retries and quarantine are handled.  One commit per batch
-        instead of several per message is most of the worker's throughput.
+        A group's decisions are applied in one transaction, each under its own savepoint,
+        so one bad message rolls back alone; it is then redone on its own, where
+        duplicates, retries and quarantine are handled.  One commit per group instead of
+        several per message is much of the worker's throughput.
         """
         with self.store.transaction(durable=False) as session:
             ids = claim_inbound(session, self.clock(), self.lease_seconds, self.batch_size)
+        if ids and self.on_claimed is not None:
+            self.on_claimed(ids)
         return self.process_ids(ids)
 
     def process_ids(self, ids: list[int]) -> list[Outcome]:
-        """Process these (claimed) messages in order, as ``process_batch`` does."""
-        if not ids:
-            return []
+        """Process these (claimed) messages in order, as ``process_batch`` does.
+
+        A few at a time (``GROUP_MESSAGES``, ``GROUP_BYTES``): loaded, prepared, applied.
+        The first message of a batch is then decided after a few parses, not after all
+        of them, and a batch of large messages is never in memory at once.
+        """
         outcomes: list[Outcome] = []
-        ready: list[tuple[InboundMessage, InboundMail]] = []
-        for row in self._load_many(ids):
-            prepared = self._prepare(row)
-            if isinstance(prepared, Outcome):
-                outcomes.append(prepared)
-            else:
-                ready.append((row, prepared))
-        return outcomes + self._apply_batch(ready)
+        for group in self._groups(ids):
+            ready: list[tuple[InboundMessage, InboundMail]] = []
+            for row in self._load_many(group):
+                prepared = self._prepare(row)
+                if isinstance(prepared, Outcome):
+                    outcomes.append(prepared)
+                else:
+                    ready.append((row, prepared))
+            outcomes += self._apply_batch(ready)
+        return outcomes
+
+    def _groups(self, ids: list[int]) -> Iterator[list[int]]:
+        """``ids`` in order, cut into groups of a few messages and a bounded size."""
+        if not ids:
+            return
+        with self.store.read() as session:
+            query = select(InboundMessage.id, InboundMessage.size).where(
+                col(InboundMessage.id).in_(ids)
+            )
+            sizes = {int(i): int(size or 0) for i, size in session.execute(query)}
+        group: list[int] = []
+        total = 0
+        for inbound_id in ids:
+            size = sizes.get(inbound_id, 0)
+            if group and (len(group) >= GROUP_MESSAGES or total + size > GROUP_BYTES):
+                yield group
+                group, total = [], 0
+            group.append(inbound_id)
+            total += size
+        yield group
 
     def _load_many(self, ids: list[int]) -> list[InboundMessage]:
         with self.store.read() as session:
@@ -196,8 +233,9 @@ class Worker:
 
     def _apply_chunk(self, ready: list[tuple[InboundMessage, InboundMail]]) -> list[Outcome]:
         """Apply messages from the front of ``ready`` in one transaction, each under a
-        savepoint, until the transaction has held the write lock for ``MAX_LOCK_HOLD``
-        (the listener and the sender wait for it); returns one outcome per message taken."""
+        savepoint, until another writer waits for the write lock (the listener, the
+        sender) or it has been held for ``MAX_LOCK_HOLD``; returns one outcome per
+        message taken."""
         now = self.clock()
         taken: list[tuple[InboundMessage, InboundMail]] = []
         results: list[tuple[Applied, str | None] | None | Exception] = []
@@ -211,11 +249,14 @@ class Worker:
                             results.append(self._apply_in(session, row, mail, now))
                     except Exception as exc:
                         results.append(exc)
-                    if time.monotonic() - started > MAX_LOCK_HOLD:
+                    held = time.monotonic() - started
+                    if held > MAX_LOCK_HOLD or self.store.writers_waiting():
                         break
         except Exception:
             # The chunk could not commit (locked, connection lost): one at a time instead.
             return [self._decide_and_apply(row, mail) for row, mail in taken]
+        if self.on_commit is not None:
+            self.on_commit(len(taken))
         outcomes = []
         for (row, mail), result in zip(taken, results, strict=True):
             assert row.id is not None

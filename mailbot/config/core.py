@@ -86,8 +86,10 @@ class IntakeSection(Section):
 
 
 class WorkerSection(Section):
-    # Worker processes beside the daemon's own (mailbot/worker_process.py); 0: in-process.
-    processes: int = Field(default=1, ge=0, le=16)
+    # A worker process beside the daemon's own (mailbot/worker_process.py); 0: in-process.
+    # At most one: a single worker decides messages in the order they arrived, so a reply
+    # never overtakes the message it answers.
+    processes: int = Field(default=1, ge=0, le=1)
     poll_interval: float = Field(default=1.0, gt=0)
     batch_size: int = Field(default=50, gt=0)
     lease_seconds: float = Field(default=300.0, gt=0)

@@ -34,14 +34,13 @@ class GroupCommitter:
         self._store_many = store_many
         self._max_group = max_group
         self._waiting: list[tuple[RawMessage, asyncio.Future[int]]] = []
-        self._committing = False
+        self._task: asyncio.Task[None] | None = None  # the commit loop, while it runs
 
     async def store(self, message: RawMessage) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiting.append((message, future))
-        if not self._committing:
-            self._committing = True
-            asyncio.create_task(self._commit_while_waiting())
+        if self._task is None:
+            self._task = asyncio.create_task(self._commit_while_waiting())
         return await future
 
     async def _commit_while_waiting(self) -> None:
@@ -49,15 +48,23 @@ class GroupCommitter:
             while self._waiting:
                 group = self._waiting[: self._max_group]
                 del self._waiting[: len(group)]
-                try:
-                    ids = await asyncio.to_thread(self._store_many, [m for m, _ in group])
-                except Exception as exc:  # all of the group answer 451; senders retry
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), inbound_id in zip(group, ids, strict=True):
-                    if not future.done():
-                        future.set_result(inbound_id)
+                await self._commit(group)
         finally:
-            self._committing = False
+            self._task = None
+
+    async def _commit(self, group: list[tuple[RawMessage, asyncio.Future[int]]]) -> None:
+        """Store one group; every waiter gets its id or the error (never left waiting)."""
+        try:
+            ids = await asyncio.to_thread(self._store_many, [m for m, _ in group])
+            if len(ids) != len(group):
+                raise RuntimeError(f"stored {len(ids)} rows for {len(group)} messages")
+        except BaseException as exc:  # all of the group answer 451; senders retry
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), inbound_id in zip(group, ids, strict=True):
+            if not future.done():
+                future.set_result(inbound_id)

@@ -58,7 +58,8 @@ class IntakeHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.closing:
+        if self.closing:  # 421 closes the channel (RFC 5321 3.8), after the reply is sent
+            asyncio.get_running_loop().call_soon(server.transport.close)
             return self._per_recipient(envelope, SHUTTING_DOWN)
         self.in_flight += 1
         self.idle.clear()

@@ -22,6 +22,7 @@ from email.utils import formataddr, formatdate
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _POLICY = compat32.clone(linesep="\r\n")
+_FROM_LINE = re.compile(r"^From ", re.MULTILINE)
 
 
 def header_safe(value: str, limit: int = 900) -> str:
@@ -71,6 +72,8 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     part = MIMENonMultipart("text", subtype, charset="utf-8")
     lines = body.replace("\r\n", "\n").encode("utf-8")
     encoded = binascii.b2a_qp(lines, istext=True).decode("ascii")
+    # "From " at a line start becomes ">From " in an mbox; encoded, it survives as it is.
+    encoded = _FROM_LINE.sub("=46rom ", encoded)
     part.set_payload(encoded.replace("\n", "\r\n"))
     part["Content-Transfer-Encoding"] = "quoted-printable"
     return part

@@ -124,10 +124,25 @@ class SmtpTransport:
         self.close()
         return None
 
+    def _sendmail(self, envelope_from: str, recipients: list[str], payload: bytes) -> dict:
+        """One message over the open connection, or a new one.  A connection reused
+        without a NOOP that turns out closed (the relay dropped it) is replaced once."""
+        reused = self._reusable()
+        if reused is not None:
+            try:
+                return reused.sendmail(envelope_from, recipients, payload)
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+            except smtplib.SMTPSenderRefused as exc:
+                if exc.smtp_code != 421:  # 421: the relay is closing this session
+                    raise
+                self.close()
+        self._conn = self._connect()
+        return self._conn.sendmail(envelope_from, recipients, payload)
+
     def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None:
         try:
-            self._conn = self._reusable() or self._connect()
-            refused = self._conn.sendmail(envelope_from, recipients, payload)
+            refused = self._sendmail(envelope_from, recipients, payload)
             self._last_reply = time.monotonic()
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()

@@ -141,6 +141,11 @@ class Store:
                 session.execute(text("SET LOCAL synchronous_commit = off"))
             yield session
 
+    def writers_waiting(self) -> bool:
+        """Whether another writer waits for SQLite's write lock (always False elsewhere):
+        a long transaction then commits at its next chance."""
+        return self._write_lock is not None and self._write_lock.contended()
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only unit of work: on SQLite it takes no write lock (plain BEGIN)."""

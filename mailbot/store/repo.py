@@ -154,6 +154,17 @@ def claim_inbound(session: Session, now: datetime, lease: float, limit: int) -> 
     return ids
 
 
+def release_claims(session: Session, ids: list[int]) -> None:
+    """Give pending messages back to the queue before their lease runs out (their worker
+    died with them)."""
+    session.execute(
+        update(InboundMessage)
+        .where(col(InboundMessage.id).in_(ids))
+        .where(InboundMessage.status == "pending")
+        .values(claimed_until=None)
+    )
+
+
 def release_for_retry(session: Session, inbound_id: int, until: datetime, reason: str) -> None:
     session.execute(
         update(InboundMessage)

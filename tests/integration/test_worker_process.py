@@ -1,0 +1,194 @@
+"""The daemon's worker in a child process (``[worker] processes = 1``, the default).
+
+``mailbot run`` as a real subprocess: mail becomes tickets through the child; when the
+child is killed the daemon keeps going and processes mail itself until it starts the
+child again (``RESTART_AFTER`` later); ``processes = 0`` runs without any child.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from support.mail import make_mail, send
+from support.servers import Sink
+
+from mailbot.worker_process import RESTART_AFTER
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid``: /proc/<pid>/task/*/children where the kernel has it,
+    else every process whose parent is ``pid``."""
+    files = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    if files:
+        return sorted({int(n) for f in files for n in f.read_text().split()})
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # the process has gone meanwhile
+            continue
+        match = re.search(r"^PPid:\s*(\d+)$", text, re.MULTILINE)
+        if match and int(match.group(1)) == pid:
+            found.append(int(status.parent.name))
+    return sorted(found)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _worker_children(pid: int) -> list[int]:
+    """Children started by ``multiprocessing`` to run a target (not its resource tracker)."""
+    return [
+        child
+        for child in _children(pid)
+        if "multiprocessing" in _cmdline(child) and "resource_tracker" not in _cmdline(child)
+    ]
+
+
+def _multiprocessing_children(pid: int) -> list[int]:
+    return [child for child in _children(pid) if "multiprocessing" in _cmdline(child)]
+
+
+def _ticket_subjects(database: Path) -> list[str]:
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as db:
+        try:
+            return [row[0] for row in db.execute("SELECT subject FROM ticket ORDER BY number")]
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def _wait_tickets(database: Path, count: int, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _ticket_subjects(database)
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"expected {count} tickets, have {_ticket_subjects(database)}")
+
+
+def _wait_for(condition, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    return condition()
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_worker_runs_in_a_child_and_its_death_does_not_stop_the_daemon(
+    daemon, sink: Sink, tmp_path: Path
+) -> None:
+    bot = daemon()
+    assert bot.proc is not None
+    database = tmp_path / "mailbot.db"
+
+    send(bot.port, make_mail("[High] through the worker process"))
+    assert _wait_tickets(database, 1) == ["through the worker process"]
+    sink.wait_for(1)  # the acknowledgement composed in the child went out
+
+    workers = _wait_for(lambda: _worker_children(bot.proc.pid))
+    assert workers, f"no multiprocessing child of the daemon: {_children(bot.proc.pid)}"
+    assert _multiprocessing_children(bot.proc.pid)  # what the brief checks for, literally
+    [worker] = workers
+    bot.wait_log(f"started (pid {worker})")  # the daemon talks to this very child
+
+    os.kill(worker, signal.SIGKILL)
+    assert _wait_for(lambda: _gone(worker), 5)
+    killed_at = time.monotonic()
+
+    send(bot.port, make_mail("[Low] after the worker died", sender="bob@customer.example"))
+    subjects = _wait_tickets(database, 2)
+    assert subjects == ["through the worker process", "after the worker died"]
+    assert time.monotonic() - killed_at < RESTART_AFTER
+    # Processed by the daemon itself: no new child was started within RESTART_AFTER.
+    assert worker not in _children(bot.proc.pid)
+    assert _worker_children(bot.proc.pid) == []
+    bot.wait_log("processing in the daemon until it restarts")
+    assert bot.proc.poll() is None
+    assert sorted(r.rcpt_tos[0] for r in sink.wait_for(2)) == [
+        "alice@customer.example",
+        "bob@customer.example",
+    ]
+    assert bot.stop() == 0
+    assert "Traceback" not in bot.log()
+
+
+def test_no_worker_process_when_processes_is_zero(daemon, sink: Sink, tmp_path: Path) -> None:
+    bot = daemon({"worker": {"processes": 0}})
+    assert bot.proc is not None
+    send(bot.port, make_mail("[High] in the daemon itself"))
+    assert _wait_tickets(tmp_path / "mailbot.db", 1) == ["in the daemon itself"]
+    sink.wait_for(1)
+    assert _multiprocessing_children(bot.proc.pid) == []
+    assert "started (pid" not in bot.log()
+    assert bot.stop() == 0
+
+
+def test_messages_claimed_by_a_dying_worker_process_are_released_at_once(tmp_path: Path) -> None:
+    """SIGKILL of the child in the middle of its batch: the daemon gets the ids it had
+    claimed back (``on_lost``), not after their 300 s lease, and processes them itself."""
+    import logging
+    import threading
+
+    from support.daemon import base_config
+
+    from mailbot.app import Application
+    from mailbot.config import parse_settings
+    from mailbot.worker_process import WorkerProcess, WorkerUnavailable
+
+    config = base_config(tmp_path, smtp_port=0, sink_port=None)
+    config["worker"] = {"batch_size": 200}
+    settings = parse_settings(config, tmp_path)
+    app = Application(settings)
+    for n in range(200):  # enough that the child is still busy when it is killed
+        app.store_raw_sync("smtp", f"c{n}@customer.example", ["support@example.com"],
+                           make_mail(f"burst {n}", sender=f"c{n}@customer.example"))  # fmt: skip
+    lost: list[list[int]] = []
+    remote = WorkerProcess(settings, "test worker", logging.getLogger("test"), on_lost=lost.append)
+    remote.start()
+    failure: list[BaseException] = []
+
+    def batch() -> None:
+        try:
+            remote.process_batch()
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            failure.append(exc)
+
+    runner = threading.Thread(target=batch)
+    runner.start()
+    _wait_for(lambda: remote._in_hand, timeout=30)  # the child has claimed its batch
+    assert remote._process is not None and remote._process.pid is not None
+    os.kill(remote._process.pid, signal.SIGKILL)
+    runner.join(30)
+    assert failure and isinstance(failure[0], WorkerUnavailable)
+    assert len(lost) == 1 and len(lost[0]) == 200
+    app._release_claims(lost[0])
+    # Released: the daemon's own worker takes them now (no lease to wait for).
+    app.drain()
+    assert len(_ticket_subjects(tmp_path / "mailbot.db")) == 200
+    app.store.dispose()

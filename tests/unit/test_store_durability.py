@@ -1,0 +1,89 @@
+"""Durable and lazy transactions on SQLite: ``PRAGMA synchronous`` as each one runs.
+
+FULL (2) for a durable commit, NORMAL (1) for ``durable=False``; the pragma is set per
+pooled connection, so a durable transaction after a lazy one on the same connection must
+switch it back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session
+
+from mailbot.store.db import Store
+
+NORMAL, FULL = 1, 2
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(f"sqlite:///{tmp_path / 'm.db'}")
+    yield opened
+    opened.dispose()
+
+
+def _synchronous(session: Session) -> int:
+    return session.execute(text("PRAGMA synchronous")).scalar_one()
+
+
+def _dbapi_connection(session: Session) -> object:
+    return session.connection().connection.dbapi_connection
+
+
+def test_durable_is_full_and_lazy_is_normal(store: Store) -> None:
+    with store.transaction() as session:
+        assert _synchronous(session) == FULL
+    with store.transaction(durable=False) as session:
+        assert _synchronous(session) == NORMAL
+
+
+def test_switching_back_and_forth_on_one_pooled_connection(store: Store) -> None:
+    seen = []
+    for durable, expected in [(True, FULL), (False, NORMAL), (False, NORMAL), (True, FULL)]:
+        with store.transaction(durable=durable) as session:
+            assert _synchronous(session) == expected, f"durable={durable}"
+            seen.append(_dbapi_connection(session))
+    # The point of the test: one connection, its pragma changed in both directions.
+    assert all(connection is seen[0] for connection in seen)
+
+
+def test_a_lazy_transaction_still_commits(store: Store) -> None:
+    with store.transaction(durable=False) as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+        session.execute(text("INSERT INTO t VALUES (7)"))
+    with store.read() as session:
+        assert session.execute(text("SELECT x FROM t")).scalar_one() == 7
+
+
+def test_writers_waiting_is_false_without_contention(store: Store) -> None:
+    assert not store.writers_waiting()
+    with store.transaction() as session:
+        session.execute(text("SELECT 1"))
+        assert not store.writers_waiting()
+    assert not store.writers_waiting()
+
+
+def test_writers_waiting_while_another_thread_wants_to_write(store: Store) -> None:
+    done = threading.Event()
+
+    def write() -> None:
+        with store.transaction():
+            done.set()
+
+    with store.transaction():
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while not store.writers_waiting() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.writers_waiting()
+        assert not done.is_set()
+    thread.join(5)
+    assert done.is_set()
+    assert not store.writers_waiting()
