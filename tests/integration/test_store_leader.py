@@ -80,6 +80,10 @@ def test_a_leader_whose_session_dies_is_replaced(elect, postgres_url: str) -> No
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend_pid(leader)})
     finally:
         engine.dispose()
+    # pg_terminate_backend only signals the backend: its lock goes when it has exited.
+    deadline = time.monotonic() + 10
+    while not follower.poll() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert follower.poll() is True
     assert leader.poll() is False  # it notices, and does not get it back
     assert leader.poll() is False
