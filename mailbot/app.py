@@ -162,16 +162,8 @@ class Application:
     def store_raw_sync(
         self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes, send_ack: bool = True
     ) -> int:
-        with self.store.transaction() as session:
-            return enqueue(
-                session,
-                source=source,
-                raw=raw,
-                now=self.clock(),
-                mail_from=mail_from,
-                rcpt_to=rcpt_to,
-                send_ack=send_ack,
-            )
+        [inbound_id] = self.store_raw_many([RawMessage(source, mail_from, rcpt_to, raw, send_ack)])
+        return inbound_id
 
     def store_raw_many(self, messages: list[RawMessage]) -> list[int]:
         """Several received messages in one transaction (mailbot/intake/group_commit.py)."""
@@ -185,6 +177,7 @@ class Application:
                     now=now,
                     mail_from=m.mail_from,
                     rcpt_to=m.rcpt_to,
+                    send_ack=m.send_ack,
                 )
                 for m in messages
             ]

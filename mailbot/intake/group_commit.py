@@ -22,6 +22,7 @@ class RawMessage:
     mail_from: str
     rcpt_to: list[str]
     raw: bytes
+    send_ack: bool = True
 
 
 StoreMany = Callable[[list[RawMessage]], list[int]]  # one transaction; the new row ids

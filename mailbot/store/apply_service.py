@@ -21,8 +21,8 @@ from mailbot.message import InboundMail
 from mailbot.pipeline.paging import OFF, PageVerdict
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.staff import StaffReply
-from mailbot.store.models import PageRecord, Ticket, TicketEvent
-from mailbot.store.repo import new_outbox_row
+from mailbot.store.models import OutboxMessage, PageRecord, Ticket, TicketEvent
+from mailbot.store.repo import insert_returning_id, outbox_values
 
 log = logging.getLogger("mailbot.paging")
 
@@ -183,7 +183,7 @@ def record_paging(
     ids = []
     pages = build_pages(ticket, mail, verdict.event)
     for page in pages:
-        row = new_outbox_row(
+        values = outbox_values(
             kind="page",
             channel=page.channel,
             ticket_id=ticket.id,
@@ -193,10 +193,7 @@ def record_paging(
             payload=page.payload,
             now=now,
         )
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        ids.append(row.id)
+        ids.append(insert_returning_id(session, OutboxMessage, values))
     channels = ", ".join(page.channel for page in pages)
     event(session, ticket, now, "paged", f"{verdict.event}, by {verdict.sender}, via {channels}")
     log.info(

@@ -300,11 +300,6 @@ def outbox_values(
     }
 
 
-def new_outbox_row(**values: Any) -> OutboxMessage:
-    """An outbox row due now, as an ORM object (``outbox_values`` takes the same arguments)."""
-    return OutboxMessage(**outbox_values(**values))
-
-
 def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
     """INSERT one row (every NOT NULL column given) and return its id.
 
