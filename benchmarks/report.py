@@ -325,9 +325,10 @@ def _memory_lines(results: dict[str, Any]) -> list[str]:
     if memory and "peak_rss_end_mb" in memory:
         lines.append(
             f"memory (SQLite daemon, VmHWM): {memory['peak_rss_start_mb']} MB at start, "
-            f"{memory['peak_rss_first_mb']} MB after {memory['messages_first']} messages, "
+            f"{memory.get('peak_rss_first_mb', '-')} MB after "
+            f"{memory.get('messages_first', '-')} messages, "
             f"{memory['peak_rss_end_mb']} MB after {memory['messages_end']} "
-            f"(growth {memory['growth_mb']} MB); correct: {_correct(memory)}"
+            f"(growth {memory.get('growth_mb', '-')} MB); correct: {_correct(memory)}"
         )
     big = results.get("big_message")
     if big and "peak_rss_mb" in big:

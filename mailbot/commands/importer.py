@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import logging
 import mailbox
+import os
 import re
 import sys
 from collections import Counter
@@ -20,8 +20,8 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import update
 from sqlmodel import col, select
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -30,18 +30,26 @@ from mailbot.commands.common import (
     EX_DATAERR,
     EX_NOINPUT,
     EX_OK,
+    EX_USAGE,
     CommandError,
     build_application,
     open_store,
 )
-from mailbot.commands.deliver import guess_sender
+from mailbot.commands.prepare_pool import Prepared, PreparePool
 from mailbot.config import Settings
+from mailbot.security_setup import limits as build_limits
 from mailbot.store.db import utcnow
 from mailbot.store.models import InboundMessage
-from mailbot.store.repo import enqueue
+from mailbot.store.repo import detached_row, enqueue_many, inbound_values
+from mailbot.thread_setup import thread_settings
+
+if TYPE_CHECKING:
+    from mailbot.app import Application
 
 SOURCE = "import"
 CHUNK = 50
+# Seconds the import may hold SQLite's write lock while nobody else waits for it.
+IMPORT_LOCK_HOLD = 0.5
 _LEADING_NUMBER = re.compile(r"^(\d+)")
 
 
@@ -83,8 +91,36 @@ def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path)
     total, messages = open_backlog(path)
-    store = open_store(settings)
-    app = build_application(settings, store)
+    # Measured on 2 cores: one process parsing beside this one 417 msgs/s, two 328, none 230.
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1) - 1
+    if jobs < 0:
+        raise CommandError("--jobs must be 0 or more", EX_USAGE)
+    limits = build_limits(settings)
+    thread = thread_settings(settings)
+    # The pool forks before the database is opened (see PreparePool).
+    with PreparePool(jobs, limits, thread) as pool:
+        store = open_store(settings)
+        app = build_application(settings, store)
+        app.worker.max_lock_hold = IMPORT_LOCK_HOLD
+        counts = _import(args, settings, app, total, pool.prepared(_chunks(messages, CHUNK)))
+    order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
+    parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
+    print(f"imported {total} message(s) from {path}: " + ", ".join(parts))
+    if args.ack:
+        print("acknowledgements are queued; the running daemon sends them")
+    if counts["quarantined"]:
+        print("see: mailbot quarantine list")
+    return EX_OK
+
+
+def _import(
+    args: argparse.Namespace,
+    settings: Settings,
+    app: Application,
+    total: int,
+    chunks: Iterable[tuple[list[bytes], list[Prepared]]],
+) -> Counter[str]:
+    store = app.store
     lease = timedelta(seconds=settings.worker.lease_seconds)
     counts: Counter[str] = Counter()
     seen: set[str] = set()
@@ -97,51 +133,48 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             total=total, unit="msg", disable=not interactive, file=sys.stderr, dynamic_ncols=True
         ) as bar,
     ):
-        for chunk in _chunks(messages, CHUNK):
-            digests = [hashlib.sha256(raw).hexdigest() for raw in chunk]
+        for chunk, prepared in chunks:
             now = utcnow()
-            with store.transaction() as session:
+            new: list[tuple[bytes, Prepared]] = []
+            # Not durable: a power loss can take back only what a rerun imports again
+            # (the backlog is still on disk; tickets commit after their rows).
+            with store.transaction(durable=False) as session:
                 stored = select(InboundMessage.raw_sha256).where(
-                    col(InboundMessage.raw_sha256).in_(digests)
+                    col(InboundMessage.raw_sha256).in_([p.raw_sha256 for p in prepared])
                 )
                 seen.update(session.execute(stored).scalars())
-                ids = []
-                for raw, digest in zip(chunk, digests, strict=True):
-                    if digest in seen:
+                for raw, item in zip(chunk, prepared, strict=True):
+                    if item.raw_sha256 in seen:
                         counts["already imported"] += 1
                         continue
-                    seen.add(digest)
-                    ids.append(
-                        enqueue(
-                            session,
-                            source=SOURCE,
-                            raw=raw,
-                            now=now,
-                            mail_from=guess_sender(raw),
-                            rcpt_to=[settings.mailbot.support_address],
-                            send_ack=args.ack,
-                        )
+                    seen.add(item.raw_sha256)
+                    new.append((raw, item))
+                # Stored leased to us: a running daemon leaves them alone.
+                values = [
+                    inbound_values(
+                        source=SOURCE,
+                        raw=raw,
+                        now=now,
+                        mail_from=item.mail_from,
+                        rcpt_to=[settings.mailbot.support_address],
+                        send_ack=args.ack,
+                        raw_sha256=item.raw_sha256,
+                        claimed_until=now + lease,
                     )
-                if ids:  # leased to us: a running daemon leaves them alone
-                    session.execute(
-                        update(InboundMessage)
-                        .where(col(InboundMessage.id).in_(ids))
-                        .values(claimed_until=now + lease)
-                    )
-            for outcome in app.worker.process_ids(ids):  # in order: replies find their ticket
+                    for raw, item in new
+                ]
+                ids = enqueue_many(session, values)
+            rows = [
+                (detached_row(InboundMessage, {"id": inbound_id, **row}), item.mail)
+                for inbound_id, row, (_, item) in zip(ids, values, new, strict=True)
+            ]
+            for outcome in app.worker.apply_prepared(rows):  # in order: replies thread
                 counts[outcome.outcome] += 1
             bar.update(len(chunk))
             bar.set_postfix(
                 created=counts["created"], quarantined=counts["quarantined"], refresh=False
             )
-    order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
-    parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
-    print(f"imported {total} message(s) from {path}: " + ", ".join(parts))
-    if args.ack:
-        print("acknowledgements are queued; the running daemon sends them")
-    if counts["quarantined"]:
-        print("see: mailbot quarantine list")
-    return EX_OK
+    return counts
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -155,4 +188,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--ack", action="store_true", help="send acknowledgements for new tickets")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on a TTY")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every message")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        help="processes that parse messages beside this one (default: one per CPU but one; "
+        "0: parse here)",
+    )
     parser.set_defaults(handler=cmd_import)

@@ -14,6 +14,8 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailbot.intake.smtp_data import OneBufferData
+
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 
@@ -114,6 +116,14 @@ class IntakeHandler:
         return "421 4.3.0 Temporary local problem, closing connection"
 
 
+class _Smtp(OneBufferData):
+    """SMTP with DATA in one buffer (mailbot/intake/smtp_data.py)."""
+
+
+class _Lmtp(OneBufferData, LMTP):
+    """LMTP with DATA in one buffer."""
+
+
 class SmtpListener:
     """Owns the listening socket and the live sessions, for a graceful stop."""
 
@@ -137,7 +147,7 @@ class SmtpListener:
         self._sessions: set[SMTP] = set()
 
     def _factory(self) -> SMTP:
-        cls = LMTP if self.protocol == "lmtp" else SMTP
+        cls = _Lmtp if self.protocol == "lmtp" else _Smtp
         kwargs: dict[str, Any] = {
             "data_size_limit": self.max_message_size,
             "enable_SMTPUTF8": True,

@@ -20,6 +20,7 @@ from mailbot.sla.clocks import ServiceClocks
 from mailbot.sla.scheduler import ReminderSweep
 from mailbot.store.apply import ServiceLevels
 from mailbot.store.db import Store
+from mailbot.thread_setup import staff_policy
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,7 @@ class ServiceLevelParts:
         )
         return cls(
             clocks=clocks,
-            staff=StaffPolicy(
-                addresses=frozenset(staff_cfg.addresses),
-                domains=frozenset(staff_cfg.domains),
-                resolve_marker=staff_cfg.resolve_marker,
-            ),
+            staff=staff_policy(settings),
             paging=PagingPolicy(
                 enabled=paging_cfg.enabled,
                 allowed_addresses=frozenset(paging_cfg.allowed_addresses),

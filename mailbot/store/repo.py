@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, or_, text, update
+from sqlalchemy import Select, bindparam, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
+from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
 from mailbot.store.models import (
     InboundMessage,
@@ -21,7 +22,7 @@ from mailbot.store.models import (
     ThreadEntry,
     Ticket,
 )
-from mailbot.store.security import SecurityQueries, ticket_view
+from mailbot.store.security import SecurityQueries
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -38,6 +39,15 @@ _DEDUP_KEY_SEEN = select(ThreadEntry.id).where(ThreadEntry.dedup_key == bindpara
 _REFS_OF = select(MessageRef.message_id, MessageRef.ticket_id).where(
     col(MessageRef.message_id).in_(bindparam("ids", expanding=True))
 )
+_TICKET_VIEW_COLUMNS = (
+    Ticket.id,
+    Ticket.number,
+    Ticket.status,
+    Ticket.severity,
+    Ticket.requester,
+)
+_TICKET_VIEW_BY_ID = select(*_TICKET_VIEW_COLUMNS).where(Ticket.id == bindparam("ticket_id"))
+_TICKET_VIEW_BY_NUMBER = select(*_TICKET_VIEW_COLUMNS).where(Ticket.number == bindparam("number"))
 _IS_PARTICIPANT = (
     select(Participant.id)
     .where(Participant.ticket_id == bindparam("ticket_id"))
@@ -76,7 +86,39 @@ def next_ticket_number(session: Session) -> int:
     return max(FIRST_TICKET_NUMBER, (current or 0) + 1)
 
 
+RowT = TypeVar("RowT", bound=SQLModel)
+
+
 # ---------------------------------------------------------------- inbound queue
+
+
+def inbound_values(
+    *,
+    source: str,
+    raw: bytes,
+    now: datetime,
+    mail_from: str | None = "",
+    rcpt_to: Iterable[str] = (),
+    send_ack: bool = True,
+    origin: str | None = None,
+    raw_sha256: str | None = None,
+    claimed_until: datetime | None = None,
+) -> dict[str, Any]:
+    """Every column of a new inbound row (a Core insert has no model defaults)."""
+    return {
+        "received_at": now,
+        "source": source,
+        "mail_from": mail_from,
+        "rcpt_to": ",".join(rcpt_to),
+        "raw": raw,
+        "raw_sha256": raw_sha256 or hashlib.sha256(raw).hexdigest(),
+        "size": len(raw),
+        "send_ack": send_ack,
+        "origin": origin,
+        "status": "pending",
+        "attempts": 0,
+        "claimed_until": claimed_until,
+    }
 
 
 def enqueue(
@@ -96,27 +138,32 @@ def enqueue(
     exists (a crash between commit and IMAP move, or two daemons on one mailbox), nothing
     is inserted and the existing row's id is returned.
     """
-    values = {
-        "received_at": now,
-        "source": source,
-        "mail_from": mail_from,
-        "rcpt_to": ",".join(rcpt_to),
-        "raw": raw,
-        "raw_sha256": hashlib.sha256(raw).hexdigest(),
-        "size": len(raw),
-        "send_ack": send_ack,
-        "origin": origin,
-    }
+    values = inbound_values(
+        source=source,
+        raw=raw,
+        now=now,
+        mail_from=mail_from,
+        rcpt_to=rcpt_to,
+        send_ack=send_ack,
+        origin=origin,
+    )
     if origin is None:
-        row = InboundMessage(**values)
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        return row.id
+        return insert_returning_id(session, InboundMessage, values)
     insert_ignore(session, InboundMessage, [values])
     existing = inbound_id_by_origin(session, origin)
     assert existing is not None
     return existing
+
+
+def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store many inbound rows (``inbound_values``, no origin) in one statement; returns
+    their ids in the order given."""
+    if not rows:
+        return []
+    table = InboundMessage.__table__  # type: ignore[attr-defined]
+    statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    result = session.connection().execute(statement, list(rows))
+    return [int(inbound_id) for inbound_id in result.scalars()]
 
 
 def inbound_id_by_origin(session: Session, origin: str) -> int | None:
@@ -211,8 +258,24 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
         return self._duplicates[dedup_key]
 
     def ticket_by_number(self, number: int) -> TicketView | None:
-        query = select(Ticket).where(Ticket.number == number)
-        return ticket_view(self.session.execute(query).scalars().first())
+        return self._ticket_view(_TICKET_VIEW_BY_NUMBER, {"number": number})
+
+    def ticket_by_id(self, ticket_id: int) -> TicketView | None:
+        return self._ticket_view(_TICKET_VIEW_BY_ID, {"ticket_id": ticket_id})
+
+    def _ticket_view(self, query: Select[Any], values: dict[str, int]) -> TicketView | None:
+        self.session.flush()  # as an ORM query would: this transaction's changes count
+        row = self.session.connection().execute(query, values).first()
+        if row is None:
+            return None
+        ticket_id, number, status, severity, requester = row
+        return TicketView(
+            id=ticket_id,
+            number=number,
+            status=status,
+            severity=Severity(severity),
+            requester=requester,
+        )
 
     def ticket_by_message_ids(self, message_ids: Iterable[str]) -> TicketView | None:
         ids = list(message_ids)
@@ -222,7 +285,7 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
         refs = {message_id: ticket_id for message_id, ticket_id in found}
         for mid in ids:  # honour the caller's order: the most direct parent first
             if mid in refs:
-                return ticket_view(self.session.get(Ticket, refs[mid]))
+                return self.ticket_by_id(refs[mid])
         return None
 
     def is_participant(self, ticket_id: int, address: str | None) -> bool:
@@ -298,6 +361,27 @@ def outbox_values(
         "next_attempt_at": now,
         "created_at": now,
     }
+
+
+def detached_row(model: type[RowT], values: dict[str, Any]) -> RowT:
+    """An ORM object holding ``values`` (and the model's defaults for the rest), built
+    without pydantic validation or attribute events: a sixth of ``Model(**values)``.
+
+    For rows written (or about to be written) with a Core insert; attach one to a
+    session with ``make_transient_to_detached`` once its id is set.
+    """
+    instance = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    data = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }
+    data.update(values)
+    instance.__dict__.update(data)
+    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance  # type: ignore[no-any-return]
 
 
 def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:

@@ -81,3 +81,48 @@ def test_not_a_mailbox(make_config, tmp_path: Path) -> None:
     assert result.returncode == 65 and "not an mbox file" in result.stderr
     missing = run_cli(config, "import", str(tmp_path / "nope"))
     assert missing.returncode == 66
+
+
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_replies_across_chunks_thread_whether_parsed_here_or_in_a_pool(
+    make_config, tmp_path: Path, jobs: str
+) -> None:
+    """Replies 60 messages after their question (another chunk, parsed by another process
+    when there is a pool) still find its ticket; an over-limit message is quarantined."""
+    config, _ = make_config({"limits": {"max_headers": 40}})
+    path = tmp_path / "backlog.mbox"
+    box = mailbox.mbox(str(path))
+    questions = [make_mail(f"Question {n}", sender=f"c{n}@old.example") for n in range(120)]
+    for n, question in enumerate(questions):
+        box.add(question)
+        if n >= 60:
+            earlier = questions[n - 60]
+            box.add(
+                make_mail(
+                    f"Re: Question {n - 60}",
+                    sender=f"c{n - 60}@old.example",
+                    in_reply_to=message_id_of(earlier),
+                    references=[message_id_of(earlier)],
+                )
+            )
+    crowded = make_mail("Too many headers", sender="x@old.example")
+    box.add(b"".join(b"X-Filler-%d: yes\n" % n for n in range(50)) + crowded)
+    box.flush()
+    box.close()
+
+    result = run_cli(config, "import", "--jobs", jobs, str(path), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "120 created, 60 appended, 0 ignored, 1 quarantined" in result.stdout
+    tickets = cli_json(config, "tickets", "list")
+    counts = {t["subject"]: t["message_count"] for t in tickets}
+    assert counts == {f"Question {n}": 2 if n < 60 else 1 for n in range(120)}
+    [held] = cli_json(config, "quarantine", "list")
+    assert "headers" in held["reason"]
+
+
+def test_jobs_must_not_be_negative(make_config, tmp_path: Path) -> None:
+    config, _ = make_config()
+    path = tmp_path / "backlog.mbox"
+    path.write_bytes(b"From x Mon Mar  3 09:00:00 2025\n" + make_mail("Hi", sender="a@b.example"))
+    result = run_cli(config, "import", "--jobs", "-1", str(path))
+    assert result.returncode == 64 and "--jobs must be 0 or more" in result.stderr
