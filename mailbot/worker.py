@@ -246,6 +246,9 @@ class Worker:
             service=self.service,
             thread=self.thread,
         )
+        # The next message in this transaction reads with Core statements, which do not
+        # autoflush: this one's ORM changes (a reopened ticket, say) must be written now.
+        session.flush()
         severity = decision.severity.label if isinstance(decision, NewTicket) else None
         return applied, severity
 

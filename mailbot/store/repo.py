@@ -86,9 +86,6 @@ def next_ticket_number(session: Session) -> int:
     return max(FIRST_TICKET_NUMBER, (current or 0) + 1)
 
 
-RowT = TypeVar("RowT", bound=SQLModel)
-
-
 # ---------------------------------------------------------------- inbound queue
 
 
@@ -361,6 +358,9 @@ def outbox_values(
         "next_attempt_at": now,
         "created_at": now,
     }
+
+
+RowT = TypeVar("RowT", bound=SQLModel)
 
 
 def detached_row(model: type[RowT], values: dict[str, Any]) -> RowT:

@@ -88,11 +88,13 @@ def test_replies_across_chunks_thread_whether_parsed_here_or_in_a_pool(
     make_config, tmp_path: Path, jobs: str
 ) -> None:
     """Replies 60 messages after their question (another chunk, parsed by another process
-    when there is a pool) still find its ticket; an over-limit message is quarantined."""
+    when there is a pool) still find its ticket, decisions follow mailbox order, and an
+    over-limit message is quarantined."""
     config, _ = make_config({"limits": {"max_headers": 40}})
     path = tmp_path / "backlog.mbox"
     box = mailbox.mbox(str(path))
-    questions = [make_mail(f"Question {n}", sender=f"c{n}@old.example") for n in range(120)]
+    # 421 messages: more chunks of 50 than the pool works ahead, so order is at stake.
+    questions = [make_mail(f"Question {n}", sender=f"c{n}@old.example") for n in range(240)]
     for n, question in enumerate(questions):
         box.add(question)
         if n >= 60:
@@ -112,10 +114,13 @@ def test_replies_across_chunks_thread_whether_parsed_here_or_in_a_pool(
 
     result = run_cli(config, "import", "--jobs", jobs, str(path), timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "120 created, 60 appended, 0 ignored, 1 quarantined" in result.stdout
+    assert "240 created, 180 appended, 0 ignored, 1 quarantined" in result.stdout
     tickets = cli_json(config, "tickets", "list")
     counts = {t["subject"]: t["message_count"] for t in tickets}
-    assert counts == {f"Question {n}": 2 if n < 60 else 1 for n in range(120)}
+    assert counts == {f"Question {n}": 2 if n < 180 else 1 for n in range(240)}
+    # Decided in mailbox order: ticket numbers follow the questions' order.
+    by_number = sorted(tickets, key=lambda t: int(t["ref"].rsplit("-", 1)[1]))
+    assert [t["subject"] for t in by_number] == [f"Question {n}" for n in range(240)]
     [held] = cli_json(config, "quarantine", "list")
     assert "headers" in held["reason"]
 

@@ -237,3 +237,27 @@ def test_a_dead_workers_message_is_processed_by_another_after_the_lease(build) -
     (outcome,) = survivor.worker.process_batch()
     assert (outcome.inbound_id, outcome.outcome) == (inbound_id, "created")
     assert count(survivor.store, OutboxMessage, OutboxMessage.kind == "ack") == 1
+
+
+def test_a_message_failing_mid_chunk_is_quarantined_alone(build) -> None:
+    """A chunk is one transaction: when one message fails in it, the chunk rolls back
+    and each message is redone on its own; only the failing one is quarantined."""
+    app = build()
+    compose = app.worker.build_ack
+
+    def failing_for_poison(ticket, mail, **kwargs):  # type: ignore[no-untyped-def]
+        if "Poison" in mail.subject:
+            raise RuntimeError("template blew up")
+        return compose(ticket, mail, **kwargs)
+
+    app.worker.build_ack = failing_for_poison
+    subjects = ["First", "Second", "Poison", "Fourth", "Fifth"]
+    raws = [make_mail(s, sender=f"c{i}@customer.example") for i, s in enumerate(subjects)]
+    [ids] = store_copies(app, raws, 1)
+    outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
+    assert [outcomes[i].outcome for i in ids] == [
+        "created", "created", "quarantined", "created", "created"
+    ]  # fmt: skip
+    assert "template blew up" in outcomes[ids[2]].detail
+    assert count(app.store, Ticket) == 4
+    assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 4
