@@ -15,10 +15,10 @@ import signal
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from mailbot.config import Settings
 from mailbot.intake.group_commit import GroupCommitter, RawMessage
-from mailbot.intake.imap import ImapIntake
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
 from mailbot.ops.service import Ops
@@ -38,6 +38,9 @@ from mailbot.store.repo import enqueue, release_claims
 from mailbot.worker import Outcome
 from mailbot.worker_process import WorkerProcess, WorkerUnavailable
 from mailbot.worker_setup import WorkerParts
+
+if TYPE_CHECKING:
+    from mailbot.intake.imap import ImapIntake
 
 SHUTDOWN_GRACE = 30.0
 
@@ -173,6 +176,8 @@ class Application:
     def build_imap(self) -> None:
         """Resolve ``[intake.imap]`` (password included) before anything starts."""
         if self.settings.intake.imap.enabled:
+            from mailbot.intake.imap import ImapIntake  # imapclient only where it is used
+
             self.imap = ImapIntake.from_settings(self.settings, self.store, self.clock)
 
     def start_imap(self) -> None:

@@ -7,15 +7,18 @@ elements are; those lines get ``> `` markers (one per nesting level) so that the
 detection of ``mailbot.pipeline.content`` sees quoted history in HTML-only mail just
 as in plain text.  Images show their alt text, if any; ``mailto:`` links show only
 the address.
+
+inscriptis (and lxml under it, about 5 MB) is imported on the first HTML-only mail,
+not with this module: much mail has a text part, and every process imports this.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from inscriptis import get_annotated_text
-from inscriptis.css_profiles import CSS_PROFILES
-from inscriptis.model.config import ParserConfig
+if TYPE_CHECKING:
+    from inscriptis.model.config import ParserConfig
 
 _BLANK_RUN = re.compile(r"\n{3,}")
 _MAILTO = re.compile(r"\[([^\[\]\n]*)\]\(mailto:[^()\s]*\)")
@@ -23,6 +26,9 @@ _QUOTE = "quote"
 
 
 def _config() -> ParserConfig:
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
     return ParserConfig(
         css=CSS_PROFILES["strict"],
         display_links=True,
@@ -51,6 +57,8 @@ def _mark_quotes(text: str, spans: list[tuple[int, int, str]]) -> str:
 def html_to_text(html: str) -> str:
     if not html.strip():
         return ""
+    from inscriptis import get_annotated_text
+
     result = get_annotated_text(html, _config())
     text = _mark_quotes(result["text"], result.get("label", []))
     text = _MAILTO.sub(lambda m: m.group(1), text)

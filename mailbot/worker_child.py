@@ -1,7 +1,8 @@
 """The worker process itself: ``python -m mailbot.worker_child FD``.
 
 Started by mailbot/worker_process.py with one end of a socket pair as ``FD``; the
-first message on it is ``(settings, log options, name)``.  It builds only the worker
+first message on it is ``(settings, log options, name, holidays)``, the last the public
+holidays as dates (the ``holidays`` package costs 4 MB in a process).  It builds only the worker
 and what it decides with (mailbot/worker_setup.py): no listener, transports, metrics
 or HTTP server are imported here, and no multiprocessing helper process is started.
 
@@ -24,7 +25,7 @@ from mailbot.logs import reopen_log_files, setup_logging
 def serve(conn: Connection) -> None:
     """Build the worker, then process one batch per "batch" request until told to stop."""
     try:
-        settings, log_options, name = conn.recv()
+        settings, log_options, name, holidays = conn.recv()
     except (EOFError, OSError):  # the daemon is gone already
         return
     setup_logging(**log_options._asdict())
@@ -35,7 +36,7 @@ def serve(conn: Connection) -> None:
 
     try:
         store = Store.open(settings.database_url(), busy_timeout=settings.database.busy_timeout)
-        parts = WorkerParts.build(settings, store, utcnow)
+        parts = WorkerParts.build(settings, store, utcnow, official_holidays=holidays)
     except Exception as exc:
         conn.send(("failed", f"{exc.__class__.__name__}: {exc}"))
         return

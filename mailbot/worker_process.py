@@ -29,12 +29,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from mailbot.config import Settings
+from mailbot.config import Settings, SlaSection
 from mailbot.logs import LogOptions
+from mailbot.sla.calendar import holiday_dates
 from mailbot.worker import Outcome
 
 RESTART_AFTER = 30.0  # seconds before a child that failed is started again
@@ -85,6 +87,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start the child (returns at once; ``process_batch`` waits until it is ready)."""
+        holidays = _holidays_for_child(self.settings.sla)
         parent_end, child_end = socket.socketpair()  # close-on-exec; child_end is passed
         with parent_end, child_end:
             process = subprocess.Popen(
@@ -97,7 +100,7 @@ class WorkerProcess:
         # Read by the child once it runs (small enough for the socket's buffer); a child
         # that is already gone shows as the end of the socket in ``_ready``.
         with contextlib.suppress(OSError):
-            conn.send((self.settings, LogOptions.current(), self.name))
+            conn.send((self.settings, LogOptions.current(), self.name, holidays))
         self._process, self._conn, self._ready_seen = process, conn, False
 
     def _ready(self) -> Connection:
@@ -195,3 +198,11 @@ class WorkerProcess:
                 process.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(1.0)
+
+
+def _holidays_for_child(sla: SlaSection) -> frozenset[date]:
+    """Public holidays from last year to ten years ahead, as dates: far more than any due
+    time needs (the calendar searches three years at most), and a restarted child gets
+    a new span."""
+    year = date.today().year
+    return holiday_dates(sla.holidays_country, sla.holidays_subdivision, range(year - 1, year + 11))

@@ -7,9 +7,9 @@ the listener, the transports or the metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from mailbot.config import Settings
 from mailbot.outbound.acknowledge import AckComposer, AckSettings
@@ -34,12 +34,20 @@ class WorkerParts:
     worker: Worker
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, clock: Callable[[], datetime]) -> WorkerParts:
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        clock: Callable[[], datetime],
+        official_holidays: Container[date] | None = None,
+    ) -> WorkerParts:
+        """``official_holidays``: dates handed over by the daemon, so that the worker
+        process need not load the ``holidays`` package (mailbot/sla/calendar.py)."""
         renderer = Renderer(settings.resolve_path(settings.acknowledgement.templates))
         renderer.check()
         policy_cfg = settings.policy
         tokens = reply_tokens(settings, store)
-        sla = ServiceLevelParts.from_settings(settings, reply_token=tokens.token)
+        sla = ServiceLevelParts.from_settings(settings, tokens.token, official_holidays)
         ack = AckComposer(
             renderer,
             AckSettings(

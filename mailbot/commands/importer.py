@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mailbot.commands.common import (
     EX_DATAERR,
@@ -122,6 +120,10 @@ def _import(
 ) -> Counter[str]:
     store = app.store
     lease = timedelta(seconds=settings.worker.lease_seconds)
+    # Here, not at the top: every command, ``run`` too, imports this module.
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     counts: Counter[str] = Counter()
     seen: set[str] = set()
     interactive = sys.stderr.isatty() and not args.no_progress

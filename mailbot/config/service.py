@@ -105,10 +105,10 @@ class SlaSection(Section):
     @field_validator("holidays_country")
     @classmethod
     def _check_country(cls, value: str) -> str:
-        import holidays
+        from mailbot.sla.calendar import supported_countries
 
         value = value.strip().upper()
-        if value and value not in holidays.list_supported_countries():
+        if value and value not in supported_countries():
             raise ValueError(f"no holiday calendar for country {value!r} (use e.g. 'US', or '')")
         return value
 

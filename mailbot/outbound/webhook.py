@@ -4,13 +4,19 @@ The outcome maps onto the outbox's vocabulary of failure: 2xx is delivered; 429,
 5xx, timeouts and connection errors are worth retrying (``TransientDelivery``);
 any other answer (4xx: a bad routing key, a malformed event; 3xx: a moved URL) will
 not get better by itself (``PermanentDelivery``) and fails the row loudly.
+
+httpx is imported with the first page sent over a webhook, not with this module
+(about 1 MB in a daemon that pages by mail or not at all).
 """
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from mailbot.outbound.transports import PermanentDelivery, TransientDelivery
+
+if TYPE_CHECKING:
+    import httpx
 
 USER_AGENT = "mailbot"
 
@@ -35,6 +41,8 @@ class WebhookTransport:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(
                 timeout=self.timeout,
                 follow_redirects=False,
@@ -43,6 +51,8 @@ class WebhookTransport:
         return self._client
 
     def send(self, envelope_from: str, recipients: list[str], payload: bytes) -> None:
+        import httpx
+
         if not recipients:
             raise PermanentDelivery("webhook row has no URL")
         url = recipients[0]

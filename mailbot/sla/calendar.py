@@ -9,12 +9,14 @@ elapsed-time arithmetic, which is wrong across a DST change.)
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
-
-import holidays as holidays_lib
 
 # Even a calendar with one working day a week and many holidays finds a window well
 # within this many days; more means the configuration leaves no business time at all.
@@ -25,9 +27,57 @@ class NoBusinessTime(ValueError):
     """The calendar has no business time left to count (e.g. every day is a holiday)."""
 
 
-def official_holidays(country: str, subdivision: str | None = None) -> Container[date]:
-    """Public holidays of a country from the ``holidays`` package (years load lazily)."""
-    return holidays_lib.country_holidays(country, subdiv=subdivision or None)
+def supported_countries() -> frozenset[str]:
+    """The country codes the ``holidays`` package knows (with aliases such as UK, USA)."""
+    from holidays.registry import EntityLoader
+
+    return frozenset(EntityLoader.get_country_codes())
+
+
+def official_holidays(
+    country: str, subdivision: str | None = None, years: Iterable[int] = ()
+) -> Container[date]:
+    """Public holidays of a country from the ``holidays`` package (other years load lazily).
+
+    The package is imported here, not with this module: the worker process gets plain
+    dates (``holiday_dates``) and never loads it.
+    """
+    import holidays
+
+    _import_one_country(country)
+    return holidays.country_holidays(country, subdiv=subdivision or None, years=years)
+
+
+def holiday_dates(country: str, subdivision: str | None, years: range) -> frozenset[date]:
+    """The public holidays of ``years`` as plain dates, for a process to take over."""
+    if not country:
+        return frozenset()
+    return frozenset(official_holidays(country, subdivision, years))  # type: ignore[arg-type]
+
+
+def _import_one_country(code: str) -> None:
+    """Import the module of one country of the ``holidays`` package, not those of all 250.
+
+    The package loads countries lazily, but through ``holidays.countries``, whose
+    ``__init__`` imports every country: 300 modules, 7 MB more in each of the daemon's
+    processes.  With the country's module already imported, the lazy loader takes it
+    from ``sys.modules``; so it is imported here under a stand-in for its package,
+    which is removed again at once.
+    """
+    import holidays
+    from holidays.registry import COUNTRIES
+
+    modules = [f"holidays.countries.{name}" for name, codes in COUNTRIES.items() if code in codes]
+    if not modules or modules[0] in sys.modules or "holidays.countries" in sys.modules:
+        return
+    module = modules[0]
+    stand_in = types.ModuleType("holidays.countries")
+    stand_in.__path__ = [str(Path(holidays.__file__).parent / "countries")]
+    sys.modules["holidays.countries"] = stand_in
+    try:
+        importlib.import_module(module)
+    finally:
+        del sys.modules["holidays.countries"]
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ time around the clock, ``business`` counts only opening hours, and there a day
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -82,16 +82,20 @@ class ServiceClocks:
         self.label = label
 
     @classmethod
-    def from_settings(cls, sla: SlaSection) -> ServiceClocks:
+    def from_settings(
+        cls, sla: SlaSection, official: Container[date] | None = None
+    ) -> ServiceClocks:
+        """``official``: the public holidays as dates, when a process was handed them;
+        by default they come from the ``holidays`` package."""
         extra = list(sla.extra_holidays)
+        if official is None and sla.holidays_country:
+            official = official_holidays(sla.holidays_country, sla.holidays_subdivision)
         calendar = BusinessCalendar(
             ZoneInfo(sla.timezone),
             parse_clock_time(sla.business_hours_start),
             parse_clock_time(sla.business_hours_end),
             [WEEKDAYS.index(d) for d in sla.working_days],
-            official_holidays(sla.holidays_country, sla.holidays_subdivision)
-            if sla.holidays_country
-            else None,
+            official,
             extra,
         )
         first: dict[Severity, Target] = {}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from mailbot.config import Settings
 from mailbot.outbound.paging import PageComposer, PageSettings
@@ -35,10 +35,14 @@ class ServiceLevelParts:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, reply_token: Callable[[int], str] = no_token
+        cls,
+        settings: Settings,
+        reply_token: Callable[[int], str] = no_token,
+        official_holidays: Container[date] | None = None,
     ) -> ServiceLevelParts:
-        """``reply_token``: the ticket's token for our Message-IDs (outbound/reply_token.py)."""
-        clocks = ServiceClocks.from_settings(settings.sla)
+        """``reply_token``: the ticket's token for our Message-IDs (outbound/reply_token.py);
+        ``official_holidays``: see ``ServiceClocks.from_settings``."""
+        clocks = ServiceClocks.from_settings(settings.sla, official_holidays)
         prefix = settings.mailbot.ticket_prefix
         from_address = settings.outbound.from_address
         staff_cfg, paging_cfg, reminder_cfg = settings.staff, settings.paging, settings.reminders

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
 from mailbot.message import InboundMail
@@ -23,6 +22,7 @@ from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.staff import StaffReply
 from mailbot.store.models import OutboxMessage, PageRecord, Ticket, TicketEvent
 from mailbot.store.repo import insert_returning_id, outbox_values
+from mailbot.store.upsert import dialect_insert
 
 log = logging.getLogger("mailbot.paging")
 
@@ -52,10 +52,9 @@ PageBuilder = Callable[[Ticket, InboundMail, str], list[OutgoingPage]]
 def insert_new(session: Session, model: type[SQLModel], row: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING for one row; True when it was inserted."""
     table = model.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session.get_bind().dialect.name, table)
     # RETURNING, not rowcount: with implicit RETURNING, psycopg reports rowcount -1.
-    statement = insert(table).values(**row).on_conflict_do_nothing()
+    statement = insert.values(**row).on_conflict_do_nothing()
     result = session.execute(statement.returning(*table.primary_key.columns))
     return result.first() is not None
 

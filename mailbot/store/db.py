@@ -48,6 +48,11 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # 256 KiB of page cache instead of 2 MB.  In WAL mode a connection drops its
+        # whole cache when another connection has written since its last transaction,
+        # which with the listener and the worker process writing is almost every time:
+        # a bigger cache holds memory in each process and saves next to no reads.
+        cursor.execute("PRAGMA cache_size = -256")
         cursor.close()
 
     @event.listens_for(engine, "begin")

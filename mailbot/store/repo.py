@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, func, or_, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
@@ -23,6 +22,7 @@ from mailbot.store.models import (
     Ticket,
 )
 from mailbot.store.security import SecurityQueries
+from mailbot.store.upsert import dialect_insert
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -72,9 +72,9 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
         return
     table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     # One statement for any number of rows (executemany): compiled once, then cached.
-    connection.execute(insert(table).on_conflict_do_nothing(), list(rows))
+    insert = dialect_insert(connection.dialect.name, table)
+    connection.execute(insert.on_conflict_do_nothing(), list(rows))
 
 
 def next_ticket_number(session: Session) -> int:

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mailbot.pipeline.security import BouncedMail
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
 from mailbot.store.models import OutboxMessage, Suppression, Ticket, TicketEvent
+from mailbot.store.upsert import dialect_insert
 
 if TYPE_CHECKING:
     from mailbot.pipeline.bounces import AttachBounce
@@ -94,9 +94,8 @@ def suppress(
     """No automatic mail to ``address`` until ``now + seconds`` (the latest bounce counts)."""
     until = now + timedelta(seconds=seconds)
     table = Suppression.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(
+    insert = dialect_insert(session.get_bind().dialect.name, table)
+    statement = insert.values(
         address=address.lower(), until=until, reason=reason, ticket_id=ticket_id, created_at=now
     )
     statement = statement.on_conflict_do_update(

@@ -261,23 +261,71 @@ from pathlib import Path
 from sqlmodel import SQLModel
 from mailbot.config import parse_settings
 from mailbot.store.db import Store, utcnow
+from datetime import date
 import mailbot.worker_child
+from mailbot.worker_process import _holidays_for_child
 from mailbot.worker_setup import WorkerParts
 settings = parse_settings({config!r}, Path({str(tmp_path)!r}))
 store = Store.open(settings.database_url())
 SQLModel.metadata.create_all(store.engine)
-WorkerParts.build(settings, store, utcnow).worker.process_batch()
+# What the daemon hands over (it has the holidays package; the child must not load it).
+holidays = _holidays_for_child(settings.sla)
+for name in [m for m in sys.modules if m == "holidays" or m.startswith("holidays.")]:
+    del sys.modules[name]
+parts = WorkerParts.build(settings, store, utcnow, official_holidays=holidays)
+parts.worker.process_batch()
+independence_day = next(
+    day for day in (date(date.today().year + n, 7, 4) for n in range(7)) if day.weekday() < 5
+)
+open_then = parts.sla.clocks.calendar.is_business_day(independence_day)
+print("holiday-open" if open_then else "holiday-closed")
+print(" ".join(sorted(sys.modules)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    verdict, listing = result.stdout.split("\n", 1)
+    assert verdict == "holiday-closed"  # the dates handed over are the calendar's
+    modules = set(listing.split())
+    assert "mailbot.worker" in modules
+    unwanted = (
+        *("aiosmtpd", "imapclient", "prometheus_client", "httpx", "http.server"),
+        # Loaded only where needed (a daemon on SQLite; HTML-only mail; given dates).
+        *("sqlalchemy.dialects.postgresql", "inscriptis", "lxml", "holidays", "tqdm"),
+        *("multiprocessing.resource_tracker", "mailbot.app", "mailbot.ops", "mailbot.intake"),
+        *("mailbot.outbound.sender", "mailbot.outbound.transports"),
+    )
+    found = [m for m in modules if any(m == u or m.startswith(f"{u}.") for u in unwanted)]
+    assert sorted(found) == []
+
+
+def test_the_daemon_imports_only_what_its_configuration_uses(tmp_path: Path) -> None:
+    """On SQLite, without IMAP or a paging webhook, ``mailbot run`` loads no PostgreSQL
+    dialect, IMAP client, HTTP client, progress bar or HTML converter, and one country
+    of the holidays package: each of those costs memory in a daemon that never uses it."""
+    import subprocess
+    import sys
+
+    from support.daemon import base_config
+
+    config = base_config(tmp_path, smtp_port=0, sink_port=None)
+    script = f"""
+import sys
+from pathlib import Path
+import mailbot.cli
+from mailbot.commands.common import build_application
+from mailbot.config import parse_settings
+app = build_application(parse_settings({config!r}, Path({str(tmp_path)!r})))
+app.store.create_schema()
 print(" ".join(sorted(sys.modules)))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     modules = set(result.stdout.split())
-    assert "mailbot.worker" in modules
-    unwanted = (
-        *("aiosmtpd", "imapclient", "prometheus_client", "httpx", "http.server"),
-        *("multiprocessing.resource_tracker", "mailbot.app", "mailbot.ops", "mailbot.intake"),
-        *("mailbot.outbound.sender", "mailbot.outbound.transports"),
-    )
+    assert {"mailbot.app", "aiosmtpd", "holidays"} <= modules
+    unwanted = ("sqlalchemy.dialects.postgresql", "imapclient", "httpx", "tqdm", "inscriptis")
     found = [m for m in modules if any(m == u or m.startswith(f"{u}.") for u in unwanted)]
     assert sorted(found) == []
+    countries = [m for m in modules if m.startswith("holidays.countries")]
+    assert countries == ["holidays.countries.united_states"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mailbot.config import parse_settings
 from mailbot.pipeline.severity import Severity
-from mailbot.sla.calendar import BusinessCalendar, NoBusinessTime
+from mailbot.sla.calendar import BusinessCalendar, NoBusinessTime, holiday_dates
 from mailbot.sla.clocks import ServiceClocks
 
 PT = ZoneInfo("America/Los_Angeles")
@@ -195,3 +195,42 @@ def test_adding_business_time_then_measuring_it_gives_it_back(
     local = due.astimezone(PT)
     assert cal.is_business_day(local.date())
     assert time(6) < local.time() <= time(18)
+
+
+def test_one_country_of_the_holidays_package_is_loaded_not_all() -> None:
+    """The package's ``holidays.countries`` imports all 250 countries (7 MB per process);
+    mailbot loads only the configured one, and the package still works in full after."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from datetime import date
+from mailbot.sla.calendar import official_holidays
+california = official_holidays("US", "CA")
+print(date(2025, 7, 4) in california, date(2025, 3, 31) in california)
+print(" ".join(sorted(m for m in sys.modules if m.startswith("holidays.countries"))))
+import holidays.countries
+module = sys.modules["holidays.countries.united_states"]
+print(holidays.countries.UnitedStates is module.UnitedStates)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    holidays_right, loaded, whole_package_works = result.stdout.splitlines()
+    assert holidays_right == "True True"  # Independence Day; César Chávez Day in California
+    assert loaded == "holidays.countries.united_states"
+    assert whole_package_works == "True"
+
+
+def test_holidays_handed_over_as_dates_count_like_the_package() -> None:
+    """The worker process gets dates (``holiday_dates``) instead of the package."""
+    handed_over = holiday_dates("US", "", range(2025, 2027))
+    assert {date(2025, 7, 4), date(2025, 11, 27), date(2026, 12, 25)} <= handed_over
+    sla = parse_settings(MINIMAL, Path(".")).sla
+    wednesday_before_thanksgiving = pt(2025, 11, 26, 17)
+    due = ServiceClocks.from_settings(sla, handed_over).first_response_due(
+        Severity.NORMAL, wednesday_before_thanksgiving
+    )
+    assert due == pt(2025, 11, 28, 17)  # Thursday is off, as with the package itself
+    assert holiday_dates("", "", range(2025, 2027)) == frozenset()
