@@ -23,6 +23,7 @@ from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
 from mailbot.ops.service import Ops
 from mailbot.outbound.sender import RetryPolicy, Sender
+from mailbot.outbound.sent_journal import SentJournal
 from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
 from mailbot.outbound.webhook import WebhookTransport
 from mailbot.pipeline.limits import scan as scan_limits
@@ -98,6 +99,11 @@ class Application:
             observer=self.ops.observe_delivery,
             ticket_prefix=settings.mailbot.ticket_prefix,
             lease_seconds=out.lease_seconds,
+            journal=(
+                SentJournal.beside(self.store.engine.url.database)
+                if self.store.dialect == "sqlite"
+                else None
+            ),
         )
         self.listener: SmtpListener | None = None
         self.imap: ImapIntake | None = None
@@ -340,6 +346,9 @@ class Application:
                 await asyncio.to_thread(self._remote.stop, SHUTDOWN_GRACE)
             try:
                 await asyncio.wait_for(asyncio.to_thread(self.drain), timeout=SHUTDOWN_GRACE)
+                # Not after a timeout: the drain's thread may still be sending; the
+                # journal it leaves is read at the next start.
+                await asyncio.to_thread(self.sender.stop)
             except TimeoutError:
                 self.log.warning("shutdown: work left in the queue for the next start")
             await self.ops.stop()

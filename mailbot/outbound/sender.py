@@ -3,10 +3,15 @@
 Rows are leased (``claimed_until``) so that a crashed sender's work is taken over
 after the lease; a crash between delivery and the ``sent`` mark resends the same
 bytes with the same Message-ID, never a different message.
+
+With a journal (SQLite, mailbot/outbound/sent_journal.py) a batch's deliveries are
+marked sent in one transaction at its end, each noted in the journal the moment the
+relay accepted it; without one (PostgreSQL) each is marked on its own at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 
+from mailbot.outbound.sent_journal import SentJournal
 from mailbot.outbound.transports import (
     ChannelUnavailable,
     PermanentDelivery,
@@ -24,7 +30,7 @@ from mailbot.outbound.transports import (
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
 from mailbot.store.models import OutboxMessage, Ticket
-from mailbot.store.repo import claim_outbox, mark_outbox
+from mailbot.store.repo import claim_outbox, mark_outbox, mark_outbox_sent
 
 # Told about every delivery attempt: (row, "sent" | "retry" | "failed", error or None).
 # The Application passes one in for metrics and health; the sender stays unaware of both.
@@ -67,8 +73,13 @@ class Sender:
         log: logging.Logger | None = None,
         observer: DeliveryObserver = _no_observer,
         ticket_prefix: str = "SUP",
+        journal: SentJournal | None = None,
     ) -> None:
         self.store = store
+        self.journal = journal
+        # Delivered, not yet marked sent: (row id, Message-ID, attempts, when).
+        self._delivered: list[tuple[int, str, int | None, datetime]] = []
+        self._orphans_marked = journal is None
         self.observer = observer
         self.ticket_prefix = ticket_prefix
         self._refs: dict[int, str] = {}  # ticket id → reference, for log lines of this batch
@@ -84,6 +95,9 @@ class Sender:
 
     def send_due(self) -> int:
         """Deliver what is due now; returns how many rows were attempted."""
+        self._mark_delivered()  # left over when the last batch's mark failed
+        if not self._orphans_marked:
+            self._mark_orphans()
         # A durable commit: the worker's lazy commits that made these rows are on disk
         # too before anything is sent (mailbot/store/db.py), so no acknowledgement names
         # a ticket a power loss could take back.
@@ -111,7 +125,10 @@ class Sender:
                     unavailable[row.channel] = down
         except BaseException:
             self.close()
+            with contextlib.suppress(Exception):  # the journal keeps them if this fails
+                self._mark_delivered()
             raise
+        self._mark_delivered()
         return len(rows)
 
     def close(self) -> None:
@@ -119,6 +136,45 @@ class Sender:
         for transport in self._open.values():
             transport.close()
         self._open.clear()
+
+    def stop(self) -> None:
+        """At shutdown: connections closed, deliveries marked, the journal removed."""
+        self.close()
+        self._mark_delivered()
+        if self.journal is not None:
+            self.journal.close()
+
+    def _mark_delivered(self) -> None:
+        """Mark the rows delivered since the last call sent, in one transaction."""
+        if not self._delivered:
+            return
+        with self.store.transaction(durable=False) as session:  # lost: in the journal
+            mark_outbox_sent(session, self._delivered)
+        self._delivered = []
+        if self.journal is not None:
+            self.journal.clear()
+
+    def _mark_orphans(self) -> None:
+        """Rows a sender that died had delivered (its journal): sent, not to send again."""
+        assert self.journal is not None
+        for orphan in self.journal.orphans():
+            try:
+                if orphan.deliveries:
+                    with self.store.transaction() as session:
+                        now = self.clock()
+                        marked = mark_outbox_sent(
+                            session, [(i, mid, None, now) for i, mid in orphan.deliveries]
+                        )
+                    self.log.info(
+                        "outbox: %d deliveries of a stopped sender marked sent (%s)",
+                        marked,
+                        orphan.path.name,
+                    )
+            except BaseException:
+                self.journal.release(orphan)
+                raise
+            self.journal.forget(orphan)
+        self._orphans_marked = True
 
     def _ref(self, row: OutboxMessage) -> str | None:
         return self._refs.get(row.ticket_id) if row.ticket_id is not None else None
@@ -153,16 +209,11 @@ class Sender:
             self.log.exception("outbox %s: unexpected error", row.id, extra=self._extra(row))
             self._failed_attempt(row, attempts, f"{exc.__class__.__name__}: {exc}")
             return None
-        with self.store.transaction(durable=False) as session:  # lost: sent again, same ID
-            mark_outbox(
-                session,
-                row.id,
-                status="sent",
-                attempts=attempts,
-                sent_at=self.clock(),
-                claimed_until=None,
-                last_error=None,
-            )
+        if self.journal is not None:
+            self.journal.record(row.id, row.message_id)  # first: a kill now resends nothing
+        self._delivered.append((row.id, row.message_id, attempts, self.clock()))
+        if self.journal is None:
+            self._mark_delivered()  # lost: sent again, same ID
         self.observer(row, "sent", None)
         self.log.info(
             "outbox %s %s %s <%s> delivered to %s",

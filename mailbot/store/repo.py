@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, func, or_, text, update
+from sqlalchemy import DateTime, Integer, Select, bindparam, func, or_, text, update
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
@@ -405,6 +405,36 @@ def mark_outbox(session: Session, outbox_id: int, **values: Any) -> None:
     # On the connection: no ORM objects of the row to keep in step (cheaper by half).
     statement = update(OutboxMessage).where(col(OutboxMessage.id) == outbox_id).values(**values)
     session.connection().execute(statement)
+
+
+def mark_outbox_sent(
+    session: Session, delivered: Sequence[tuple[int, str, int | None, datetime]]
+) -> int:
+    """Mark delivered rows sent: (id, Message-ID, attempts or None for one more, when).
+
+    A row is marked only while it is pending and still has that Message-ID (ids can be
+    reused after rows are deleted); returns how many were marked.
+    """
+    statement = (
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == bindparam("row_id"))
+        .where(col(OutboxMessage.message_id) == bindparam("row_message_id"))
+        .where(OutboxMessage.status == "pending")
+        .values(
+            status="sent",
+            attempts=func.coalesce(
+                bindparam("row_attempts", type_=Integer), OutboxMessage.attempts + 1
+            ),
+            sent_at=bindparam("row_sent_at", type_=DateTime),
+            claimed_until=None,
+            last_error=None,
+        )
+    )
+    params = [
+        {"row_id": i, "row_message_id": mid, "row_attempts": attempts, "row_sent_at": at}
+        for i, mid, attempts, at in delivered
+    ]
+    return session.connection().execute(statement, params).rowcount
 
 
 def next_outbox_due(session: Session) -> datetime | None:
