@@ -23,6 +23,14 @@ from email.utils import formataddr, formatdate
 _LINE_BREAKS = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _POLICY = compat32.clone(linesep="\r\n")
 _FROM_LINE = re.compile(r"^From ", re.MULTILINE)
+MAX_LINE = 78  # compat32's folding width
+
+
+def _boundary() -> str:
+    """A multipart boundary that cannot occur in our parts: they are quoted-printable,
+    where "=" is always followed by two hex digits or a line break, never by "_".  The
+    generator then need not search the parts for it (a pattern compiled per message)."""
+    return f"=_{secrets.token_hex(12)}"
 
 
 def header_safe(value: str, limit: int = 900) -> str:
@@ -40,7 +48,8 @@ class Unfolded:
     """A header value written on one line as it is (compat32 folds at 78 characters).
 
     For a single ``<msg-id>``: folding could only put it on a line of its own, which
-    is legal but shows up as a leading space in some readers.
+    is legal but shows up as a leading space in some readers.  Also for any ASCII value
+    whose line fits (``as_written``), which folding would leave as it is anyway.
     """
 
     def __init__(self, value: str) -> None:
@@ -51,6 +60,19 @@ class Unfolded:
 
     def __str__(self) -> str:
         return self.value
+
+
+def as_written(name: str, value: str) -> str | Unfolded:
+    """``value`` to be written as it is when compat32 would not change it.
+
+    compat32 passes every header through ``email.header.Header`` to fold it, which was
+    most of the time spent writing an acknowledgement; an ASCII value on one line that
+    fits in ``MAX_LINE`` comes out of it unchanged, so it skips that.
+    """
+    fits = len(name) + 2 + len(value) <= MAX_LINE
+    if fits and value.isascii() and not _LINE_BREAKS.search(value):
+        return Unfolded(value)
+    return value
 
 
 def make_message_id(domain: str, token: str = "") -> str:
@@ -76,6 +98,8 @@ def _text_part(body: str, subtype: str) -> MIMENonMultipart:
     encoded = _FROM_LINE.sub("=46rom ", encoded)
     part.set_payload(encoded.replace("\n", "\r\n"))
     part["Content-Transfer-Encoding"] = "quoted-printable"
+    for name, value in part.items():
+        part.replace_header(name, as_written(name, value))
     return part
 
 
@@ -99,34 +123,38 @@ def compose(
     date: float | None = None,
 ) -> bytes:
     if html:
-        msg: MIMEMultipart | MIMENonMultipart = MIMEMultipart("alternative")
+        msg: MIMEMultipart | MIMENonMultipart = MIMEMultipart("alternative", boundary=_boundary())
         msg.attach(_text_part(text, "plain"))
         msg.attach(_text_part(html, "html"))
     else:
         msg = _text_part(text, "plain")
-    name = header_safe(from_name)
-    msg["From"] = formataddr((name, from_address), charset="utf-8")
-    msg["To"] = ", ".join(_address(a) for a in to)
+    headers: list[tuple[str, str | Header | Unfolded]] = []
+
+    def add(name: str, value: str | Header) -> None:
+        headers.append((name, as_written(name, value) if isinstance(value, str) else value))
+
+    add("From", formataddr((header_safe(from_name), from_address), charset="utf-8"))
+    add("To", ", ".join(_address(a) for a in to))
     cc_list = [_address(a) for a in cc]
     if cc_list:
-        msg["Cc"] = ", ".join(cc_list)
-    msg["Subject"] = encoded_header(subject)
-    msg["Date"] = formatdate(date or time.time(), usegmt=True)
-    msg["Message-ID"] = Unfolded(f"<{header_safe(message_id)}>")  # type: ignore[assignment]
+        add("Cc", ", ".join(cc_list))
+    add("Subject", encoded_header(subject))
+    add("Date", formatdate(date or time.time(), usegmt=True))
+    headers.append(("Message-ID", Unfolded(f"<{header_safe(message_id)}>")))
     if in_reply_to:
-        msg["In-Reply-To"] = Unfolded(f"<{header_safe(in_reply_to)}>")  # type: ignore[assignment]
+        headers.append(("In-Reply-To", Unfolded(f"<{header_safe(in_reply_to)}>")))
     refs = [f"<{header_safe(r)}>" for r in references]
     if refs:
-        msg["References"] = " ".join(refs)
+        add("References", " ".join(refs))
     if auto_reply:
-        msg["Auto-Submitted"] = "auto-replied"
-        msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Loop"] = from_address
+        add("Auto-Submitted", "auto-replied")
+        add("X-Auto-Response-Suppress", "All")
+    add("X-Loop", from_address)
     # Headers first, MIME-Version/Content-Type after: the usual order, easier to read.
-    for name_ in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding"):
-        values = msg.get_all(name_)
-        if values:
-            del msg[name_]
-            for value in values:
-                msg[name_] = value
+    for name in ("MIME-Version", "Content-Type", "Content-Transfer-Encoding"):
+        for value in msg.get_all(name, ()):
+            add(name, value)
+        del msg[name]
+    for name, value in headers:
+        msg[name] = value  # type: ignore[assignment]
     return msg.as_bytes(policy=_POLICY)

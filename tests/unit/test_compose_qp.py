@@ -3,13 +3,17 @@ decodes must be exactly what we wrote, and no line may exceed RFC 5322's 78 octe
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
+import string
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailbot.outbound.compose import compose
+from mailbot.outbound.compose import _POLICY, Unfolded, as_written, compose
 
 LONG = "Ünïcödé " * 20 + "and a very long ASCII tail " * 5  # far over 76 characters
 TEXT = "\n".join(
@@ -113,3 +117,40 @@ def test_the_wire_form_protects_what_transports_would_change() -> None:
     assert all(not line.endswith((b" ", b"\t")) for line in lines)
     assert b"trailing space here=20" in lines
     assert b"trailing tab here=09" in lines
+
+
+WORD = string.ascii_letters + string.digits + '<>@.,;:="-_[]()'
+HEADER_NAMES = ("From", "To", "Cc", "Subject", "References", "Content-Type", "X-Loop")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(HEADER_NAMES),
+    value=st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x17F), max_size=90),
+        # Words and separators, where folding would break a long line.
+        st.lists(st.text(alphabet=WORD, min_size=1, max_size=14), max_size=12).map(" ".join),
+    ),
+)
+def test_a_header_written_as_it_is_is_what_folding_would_write(name: str, value: str) -> None:
+    """``as_written`` skips compat32's folding only where folding changes nothing."""
+    written = as_written(name, value)
+    if isinstance(written, Unfolded):
+        assert _POLICY.fold_binary(name, value) == f"{name}: {value}\r\n".encode()
+    else:
+        assert written == value
+
+
+@given(st.text(max_size=300))
+def test_quoted_printable_never_contains_the_boundary_prefix(text: str) -> None:
+    """The multipart boundary starts with "=_", which quoted-printable cannot produce."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    assert b"=_" not in encoded
+
+
+def test_the_boundary_of_an_acknowledgement_is_quoted_printable_safe() -> None:
+    message = _parse(_compose("--=_ a line like a boundary\n=_", "<p>=_</p>"))
+    boundary = message.get_boundary()
+    assert boundary is not None and boundary.startswith("=_")
+    assert _decoded(_body(message, "plain")) == "--=_ a line like a boundary\n=_"
+    assert _decoded(_body(message, "html")) == "<p>=_</p>"
