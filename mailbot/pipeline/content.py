@@ -52,6 +52,10 @@ _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+\.[^\s<>@]+")
 # ("From:", "Von:", "De :", "보낸 사람:"), or a dashed separator ("-----Original Message").
 # Text without any such line cannot contain one.
 _HEADER_LINE = re.compile(r"[>* \t]*(?:[^\W\d_][^\n:]{0,24})?:|.*[:\uff1a][ \t*]*$")
+# The library's normalisation puts a line break before an Outlook separator line (a
+# blank line, then 32 or more "_" or "-") that follows text; its pattern tries every
+# character.  Such a separator always contains this, which a search finds at C speed.
+_OUTLOOK_SEPARATOR_HINT = re.compile(r"\n\n ?[_-]{32}")
 # Mobile footers the library's patterns miss (it knows "Sent from my …", "Gesendet von …").
 _PHONE_FOOTER = re.compile(
     r"(?:Von meinem|Vom meinem) [\w .-]{1,40} gesendet\.?|Envoy\u00e9 de mon [\w .-]{1,40}",
@@ -86,6 +90,20 @@ def may_have_quote_header(text: str) -> bool:
     return first_header_candidate(text) is not None
 
 
+def normalized(text: str) -> str:
+    """The text as mail-parser-reply normalises it (``EmailMessage._normalize_text``:
+    CRLF to LF, every line stripped, a break before an Outlook separator), for the
+    library's patterns, in a fraction of the time.  Tested to stay equal to it."""
+    from mailparser_reply.constants import OUTLOOK_MAIL_SEPARATOR
+
+    text = "\n".join(line.strip() for line in text.replace("\r\n", "\n").split("\n"))
+    if _OUTLOOK_SEPARATOR_HINT.search(text) is None:
+        return text
+    separator = f"([^\n]){OUTLOOK_MAIL_SEPARATOR}"
+    # As the library calls it: it passes re.MULTILINE (8) where the count goes.
+    return re.sub(separator, "\\1\n", text, count=int(re.MULTILINE))
+
+
 def _lines_before(text: str, position: int, count: int) -> int:
     """The start of the line ``count`` lines above the one at ``position``."""
     for _ in range(count):
@@ -110,22 +128,26 @@ def _latest_reply(text: str, languages: Sequence[str]) -> tuple[str, bool] | Non
         log.warning("mail-parser-reply is not installed: threads show the full text")
         return None
     try:
-        message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True)
-        normalized = message.text
-        candidate = first_header_candidate(normalized)
+        # The library's patterns, from a message without text (its normalisation of a
+        # long text costs more than ours, ``normalized``).
+        patterns = EmailMessage(text="", languages=list(languages), keep_hyphen_lists=True)
+        plain = normalized(text)
+        candidate = first_header_candidate(plain)
         header = None
         if candidate is not None:
-            start = _lines_before(normalized, candidate, HEADER_LINES_ABOVE)
-            header = message.HEADER_REGEX.search(normalized, start)
+            start = _lines_before(plain, candidate, HEADER_LINES_ABOVE)
+            header = patterns.HEADER_REGEX.search(plain, start)
         if header is None:
-            body = _without_signature(normalized.strip(), message.SIGNATURE_REGEX)
+            body = _without_signature(plain.strip(), patterns.SIGNATURE_REGEX)
             return _without_phone_footer(body), False
         first_group = next((group for group in header.groups() if group), header.group())
-        newest = normalized[: normalized.find(first_group)].strip()
+        newest = plain[: plain.find(first_group)].strip()
         if newest:
-            body = _without_signature(newest, message.SIGNATURE_REGEX)
+            body = _without_signature(newest, patterns.SIGNATURE_REGEX)
             return _without_phone_footer(body), True
-        message.read()  # a quote header first: the library decides what the reply is
+        # A quote header first: the library decides what the reply is.
+        message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True)
+        message.read()
     except Exception:  # a library bug on odd input must not stop the message
         log.exception("mail-parser-reply failed; keeping the full text")
         return None
