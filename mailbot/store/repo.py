@@ -22,7 +22,7 @@ from mailbot.store.models import (
     Ticket,
 )
 from mailbot.store.security import SecurityQueries
-from mailbot.store.upsert import dialect_insert
+from mailbot.store.upsert import insert_ignoring_conflicts, returning_id_insert
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -72,9 +72,8 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
         return
     table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    # One statement for any number of rows (executemany): compiled once, then cached.
-    insert = dialect_insert(connection.dialect.name, table)
-    connection.execute(insert.on_conflict_do_nothing(), list(rows))
+    # One statement for any number of rows (executemany), built and compiled once.
+    connection.execute(insert_ignoring_conflicts(connection.dialect.name, table), list(rows))
 
 
 def next_ticket_number(session: Session) -> int:
@@ -391,7 +390,7 @@ def insert_returning_id(session: Session, model: type[SQLModel], values: dict[st
     which cost as much again as the statement on the worker's hot path.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    result = session.connection().execute(table.insert().returning(table.c.id), values)
+    result = session.connection().execute(returning_id_insert(table), values)
     return int(result.scalar_one())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -16,3 +17,20 @@ def dialect_insert(dialect_name: str, table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+@functools.cache
+def insert_ignoring_conflicts(dialect_name: str, table: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on ``table``, built once per table.
+
+    A statement built anew at each call costs SQLAlchemy its construction and its cache
+    key, more than the execution itself on the worker's hot path; a built one keeps
+    its key.  (A cache of immutable statements, not state: the same for every caller.)
+    """
+    return dialect_insert(dialect_name, table).on_conflict_do_nothing()
+
+
+@functools.cache
+def returning_id_insert(table: Any) -> Any:
+    """``INSERT … RETURNING id`` on ``table``, built once (see above)."""
+    return table.insert().returning(table.c.id)
