@@ -124,7 +124,7 @@ class Application:
     def store_raw_many(self, messages: list[RawMessage]) -> list[int]:
         """Several received messages in one transaction (mailbot/intake/group_commit.py)."""
         now = self.clock()
-        with self.store.transaction() as session:
+        with self.store.transaction(urgent=True) as session:
             return [
                 enqueue(
                     session,

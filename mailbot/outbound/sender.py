@@ -5,8 +5,8 @@ after the lease; a crash between delivery and the ``sent`` mark resends the same
 bytes with the same Message-ID, never a different message.
 
 With a journal (SQLite, mailbot/outbound/sent_journal.py) a batch's deliveries are
-marked sent in one transaction at its end, each noted in the journal the moment the
-relay accepted it; without one (PostgreSQL) each is marked on its own at once.
+marked sent together, in the next claim's transaction, each noted in the journal the
+moment the relay accepted it; without one (PostgreSQL) each is marked on its own at once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from mailbot.outbound.sent_journal import SentJournal
 from mailbot.outbound.transports import (
@@ -94,14 +94,19 @@ class Sender:
         self._open: dict[str, Transport] = {}
 
     def send_due(self) -> int:
-        """Deliver what is due now; returns how many rows were attempted."""
-        self._mark_delivered()  # left over when the last batch's mark failed
+        """Deliver what is due now; returns how many rows were attempted.
+
+        With a journal, the last batch's deliveries are marked sent in this call's claim
+        transaction (the daemon calls again at once after a batch), so the sender takes
+        the write lock once per batch.
+        """
         if not self._orphans_marked:
             self._mark_orphans()
         # A durable commit: the worker's lazy commits that made these rows are on disk
         # too before anything is sent (mailbot/store/db.py), so no acknowledgement names
         # a ticket a power loss could take back.
         with self.store.transaction() as session:
+            marked = self._take_delivered(session)
             rows = claim_outbox(session, self.clock(), self.lease_seconds, self.batch_size)
             for row in rows:
                 session.expunge(row)
@@ -110,6 +115,7 @@ class Sender:
                 select(Ticket.id, Ticket.number).where(col(Ticket.id).in_(ticket_ids))
             ).all()
             self._refs = {i: format_reference(self.ticket_prefix, n) for i, n in numbers}
+        self._marked(marked)
         if not rows:
             self.close()  # idle: let the relay connection go
             return 0
@@ -128,7 +134,6 @@ class Sender:
             with contextlib.suppress(Exception):  # the journal keeps them if this fails
                 self._mark_delivered()
             raise
-        self._mark_delivered()
         return len(rows)
 
     def close(self) -> None:
@@ -149,9 +154,23 @@ class Sender:
         if not self._delivered:
             return
         with self.store.transaction(durable=False) as session:  # lost: in the journal
-            mark_outbox_sent(session, self._delivered)
-        self._delivered = []
-        if self.journal is not None:
+            marked = self._take_delivered(session)
+        self._marked(marked)
+
+    def _take_delivered(self, session: Session) -> int:
+        """Mark the delivered rows sent in ``session``; ``_marked`` with the count once it
+        has committed."""
+        if not self._delivered:
+            return 0
+        mark_outbox_sent(session, self._delivered)
+        return len(self._delivered)
+
+    def _marked(self, count: int) -> None:
+        """The first ``count`` delivered rows are marked sent: forget them."""
+        if not count:
+            return
+        del self._delivered[:count]
+        if self.journal is not None and not self._delivered:
             self.journal.clear()
 
     def _mark_orphans(self) -> None:

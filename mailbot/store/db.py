@@ -130,15 +130,18 @@ class Store:
         ensure_schema(self.engine, create=True)
 
     @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[Session]:
+    def transaction(self, durable: bool = True, urgent: bool = False) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception.
 
         ``durable=False``: the commit does not wait for the disk (see the module's note);
-        only for work that is redone when it is lost.
+        only for work that is redone when it is lost.  ``urgent``: someone waits for it
+        (an SMTP client for its 250); on SQLite it goes before this process's other
+        writers (mailbot/store/writer_lock.py).
         """
         bind = self.engine if durable else self.engine.execution_options(**{LAZY_OPTION: True})
+        lock = self._write_lock
         with (
-            self._write_lock or contextlib.nullcontext(),
+            (lock.urgent() if urgent else lock) if lock else contextlib.nullcontext(),
             Session(bind, expire_on_commit=False) as session,
             session.begin(),
         ):

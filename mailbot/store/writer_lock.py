@@ -10,6 +10,12 @@ SQLite's own locking still guards the data; this only decides who asks first.
 A writer that holds the lock for a batch (the worker) asks ``contended()`` between
 messages and commits early when another writer waits: a waiter holds a shared lock on
 a second file (``…-writer.lock.intent``) while it queues, which the holder can see.
+
+A writer someone is waiting for (the listener: an SMTP client waits for its 250) takes
+the lock with ``urgent()``.  In a process that has such writers, the others (the sender)
+wait for another process's transaction without holding this process's turn, and try
+again once it is over: the listener, arriving meanwhile, is then not queued behind the
+sender's wait and the sender's transaction, only behind the other process.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +35,9 @@ class WriterLock:
     def __init__(self, path: Path | None) -> None:
         self._threads = threading.RLock()
         self._depth = 0  # changed only by the thread that holds ``_threads``
+        self._has_urgent = False  # urgent writers use this lock (the daemon's listener)
+        # Lock and intent file, opened again: for _wait_for_other_process.
+        self._probe: tuple[int, int] | None = None
         self._queued = 0  # threads of this process waiting for ``_threads``
         self._count_lock = threading.Lock()
         self._path = path
@@ -45,6 +56,41 @@ class WriterLock:
         return self._fd
 
     def __enter__(self) -> WriterLock:
+        self._acquire(urgent=False)
+        return self
+
+    @contextmanager
+    def urgent(self) -> Iterator[WriterLock]:
+        """The lock, for a writer somebody waits for (see the module's note)."""
+        self._has_urgent = True
+        self._acquire(urgent=True)
+        try:
+            yield self
+        finally:
+            self.__exit__(None, None, None)
+
+    def _acquire(self, urgent: bool) -> None:
+        while True:
+            self._take_turn()
+            self._depth += 1
+            if self._depth > 1 or (fd := self._file()) is None:
+                return
+            try:
+                if urgent or not self._has_urgent:
+                    self._queue_for(fd)
+                    return
+                if self._try_file(fd):
+                    return
+            except BaseException:
+                self._release()
+                raise
+            # Another process writes.  Wait for it without holding this process's turn,
+            # so that an urgent writer arriving meanwhile is not queued behind us.
+            self._release()
+            self._wait_for_other_process()
+
+    def _take_turn(self) -> None:
+        """This process's turn (``_threads``), counted as waiting meanwhile."""
         with self._count_lock:
             self._queued += 1
         try:
@@ -52,15 +98,6 @@ class WriterLock:
         finally:
             with self._count_lock:
                 self._queued -= 1
-        self._depth += 1
-        if self._depth == 1 and (fd := self._file()) is not None:
-            try:
-                self._queue_for(fd)
-            except BaseException:
-                self._depth -= 1
-                self._threads.release()
-                raise
-        return self
 
     def _queue_for(self, fd: int) -> None:
         """Take the lock file, showing other processes' holders that we wait."""
@@ -71,6 +108,37 @@ class WriterLock:
         finally:
             if self._intent is not None:
                 fcntl.flock(self._intent, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _try_file(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _wait_for_other_process(self) -> None:
+        """Block until whoever holds the lock file lets go, showing that we wait.
+
+        Called without this process's turn, so on descriptors of its own (flock locks
+        belong to an open file, which the turn's holder uses): a shared lock on the
+        lock file waits for the holder, one on the intent file is what it sees.
+        """
+        if self._probe is None and self._path is not None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+            self._probe = (
+                os.open(self._path, flags, 0o660),
+                os.open(f"{self._path}.intent", flags, 0o660),
+            )
+        if self._probe is None:
+            return
+        lock_file, intent = self._probe
+        fcntl.flock(intent, fcntl.LOCK_SH)
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_SH)
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(intent, fcntl.LOCK_UN)
 
     def contended(self) -> bool:
         """Whether another writer (thread or process) waits; asked by the holder."""
@@ -95,15 +163,18 @@ class WriterLock:
             if self._depth == 1 and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
-            self._depth -= 1
-            self._threads.release()
+            self._release()
+
+    def _release(self) -> None:
+        self._depth -= 1
+        self._threads.release()
 
     def close(self) -> None:
         with self._threads:
-            for fd in (self._fd, self._intent):
+            for fd in (self._fd, self._intent, *(self._probe or ())):
                 if fd is not None:
                     os.close(fd)
-            self._fd = self._intent = None
+            self._fd = self._intent = self._probe = None
 
 
 def lock_path(database: str | None) -> Path | None:

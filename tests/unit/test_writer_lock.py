@@ -172,3 +172,54 @@ def test_without_a_path_it_still_serialises_threads() -> None:
     with lock, lock:
         assert not lock.contended()
     lock.close()
+
+
+def _enter_in_thread(
+    lock: WriterLock, name: str, order: list[str], urgent: bool = False
+) -> threading.Thread:
+    def take() -> None:
+        with lock.urgent() if urgent else lock:
+            order.append(name)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_writer_waiting_for_another_process_lets_an_urgent_one_of_ours_go_first(
+    path: Path,
+) -> None:
+    """The sender waiting for the worker process must not make the listener, which came
+    later, wait for the sender's transaction as well."""
+    lock = WriterLock(path)
+    order: list[str] = []
+    with lock.urgent():  # this process has an urgent writer (the daemon)
+        pass
+    other_process = os.open(path, os.O_RDWR)  # a descriptor of its own: like a process
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    try:
+        sender = _enter_in_thread(lock, "sender", order)
+        assert _wait_until(lambda: not _free_intent(path)), "the sender never queued"
+        listener = _enter_in_thread(lock, "listener", order, urgent=True)
+        time.sleep(0.1)
+        assert order == []
+    finally:
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        os.close(other_process)
+    sender.join(5)
+    listener.join(5)
+    assert order == ["listener", "sender"]
+    assert _free(path)
+    lock.close()
+
+
+def _free_intent(path: Path) -> bool:
+    """Whether nobody shows intent to take the lock (the waiters' shared lock)."""
+    fd = os.open(f"{path}.intent", os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
