@@ -155,6 +155,7 @@ class Bench:
         args = self.args
         out: dict[str, Any] = {}
         rig = Rig.start(self.root / db, db_url, self.overrides)
+        out["first_ack_ms"] = rig.first_ack_ms
         try:
             taken = 0
             mem: dict[str, Any] = {"peak_rss_start_mb": rig.daemon.memory()["peak_rss_mb"]}

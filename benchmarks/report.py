@@ -267,6 +267,12 @@ def render(results: dict[str, Any]) -> str:
     lines += _table(header, rows)
     lines.append("")
     for db, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        first_ack = _get(results, db, "first_ack_ms")
+        if first_ack is not None:
+            lines.append(
+                f"{label} daemon start -> first ack (a warm-up message before the phases): "
+                f"{_fmt(first_ack)} ms"
+            )
         lines += _latency_lines(_get(results, db, "latency"), label)
     lines += _memory_lines(results)
     lines += _other_lines(results)

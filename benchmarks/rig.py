@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import client
 from benchmarks.checks import acks_by_message
 from benchmarks.daemon import Daemon, bench_config, write_config
 from benchmarks.sink import Arrival, SinkProcess
 from benchmarks.store import Snapshot, StoreReader
-from benchmarks.workload import Workload
+from benchmarks.workload import Workload, warm_up_mail
 
 
 def loadavg() -> list[float]:
@@ -39,6 +40,8 @@ class Rig:
     daemon: Daemon
     reader: StoreReader
     config: dict[str, Any] = field(default_factory=dict)
+    # From the daemon listening to the acknowledgement of a first message (``warm_up``).
+    first_ack_ms: float | None = None
 
     @classmethod
     def start(
@@ -47,6 +50,7 @@ class Rig:
         db_url: str,
         overrides: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        warm_up: bool = True,
     ) -> Rig:
         folder.mkdir(parents=True, exist_ok=True)
         sink = SinkProcess(folder / "sink.log").start()
@@ -58,7 +62,31 @@ class Rig:
         except BaseException:
             sink.stop()
             raise
-        return cls(folder, db_url, sink, daemon, StoreReader(db_url), config)
+        rig = cls(folder, db_url, sink, daemon, StoreReader(db_url), config)
+        if warm_up:
+            try:
+                rig.first_ack_ms = rig.warm_up()
+            except BaseException:
+                rig.stop()
+                raise
+        return rig
+
+    def warm_up(self, timeout: float = 60.0) -> float:
+        """One message through the daemon, waiting for its acknowledgement, before any
+        phase: the phases then measure a running daemon, not its start (its worker
+        process is still importing for about half a second after the listener is up).
+        Returns the milliseconds from the daemon listening to that acknowledgement."""
+        started = time.monotonic()
+        mail = warm_up_mail()
+        sent = client.send(self.daemon.port, [mail])
+        if sent.errors:
+            raise RuntimeError(f"warm-up message refused: {sent.errors[0]}")
+        while not any(a.in_reply_to == mail.message_id for a in self.sink.poll()):
+            self.daemon.check_alive()
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"no acknowledgement of the warm-up within {timeout:.0f}s")
+            time.sleep(0.005)
+        return round((time.monotonic() - started) * 1000, 1)
 
     def stop(self) -> None:
         try:

@@ -316,6 +316,19 @@ def _body_preview(raw: bytes, lines: int = 6) -> list[str]:
     return raw[start:].decode("ascii").split("\r\n")[:lines]
 
 
+def warm_up_mail() -> Mail:
+    """A short new request, acknowledged, that no phase counts (``Rig.warm_up``)."""
+    sender = "warm-up@client00.example"
+    message_id = f"bench-warm-up-{random.getrandbits(48):012x}@client00.example"
+    raw = (
+        f"From: Warm-up <{sender}>\r\nTo: {SUPPORT}\r\nSubject: Warm-up request\r\n"
+        f"Message-ID: <{message_id}>\r\nDate: {format_datetime(_BASE_DATE)}\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Hello, this message starts the benchmark.\r\n"
+    ).encode()
+    return Mail(0, message_id, sender, raw, False, message_id, False, "normal", False, "")
+
+
 def big_message(sender: str, size_bytes: int, attachment_bytes: int, seed: int = 1) -> Mail:
     """One message of about ``size_bytes`` on the wire with a binary attachment."""
     rng = random.Random(seed)

@@ -47,6 +47,9 @@ def test_small_benchmark_run_is_correct(tmp_path: Path) -> None:
         assert burst["correct"] and burst["accepted"] == 150
         assert burst["acks"] == burst["expected_acks"] > 0
     assert results["sqlite"]["latency"]["receipt_to_ack"]["samples"] > 0
+    # The warm-up message before the phases was acknowledged, and no phase counted it.
+    assert results["sqlite"]["first_ack_ms"] > 0
+    assert "daemon start -> first ack" in result.stdout
     memory = results["sqlite"]["memory"]
     assert memory["correct"] and memory["messages_end"] == 450
     assert results["big_message"]["correct"]
