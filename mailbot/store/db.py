@@ -17,6 +17,8 @@ commit (the next message received) makes everything before it durable too.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,13 +42,28 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
+    """WAL mode (a database keeps it once set).  Switching to it needs the database to
+    itself, and when several processes open a new database at once SQLite answers
+    "database is locked" at once instead of waiting: try again until the busy timeout."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA foreign_keys = ON")
         # 256 KiB of page cache instead of 2 MB.  In WAL mode a connection drops its
         # whole cache when another connection has written since its last transaction,

@@ -128,6 +128,21 @@ def test_daemons_starting_together_on_an_empty_database_create_it_once(store_url
     assert differences(store_url) == []
 
 
+def test_processes_opening_new_sqlite_databases_at_once_never_find_them_locked(
+    tmp_path: Path,
+) -> None:
+    """Switching a new database to WAL needs it to itself, and SQLite answered "database
+    is locked" at once to a process that tried while another did (about one open in a
+    hundred here): each waits its turn now.  Many fresh databases, to meet that race."""
+    context = multiprocessing.get_context("fork")
+    results: list[str] = []
+    for n in range(30):  # new processes each time: they start, and open, together
+        url = f"sqlite:///{tmp_path / f'new{n}.db'}"
+        with concurrent.futures.ProcessPoolExecutor(4, mp_context=context) as pool:
+            results += pool.map(_open_and_close, [url] * 4)
+    assert [r for r in results if r != "ok"] == []
+
+
 def later_migrations(tmp_path: Path) -> Path:
     location = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__"))
