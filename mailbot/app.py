@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from mailbot.config import Settings
 from mailbot.intake.group_commit import GroupCommitter, RawMessage
+from mailbot.intake.pacing import IntakePacer
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
 from mailbot.ops.service import Ops
@@ -112,6 +113,8 @@ class Application:
         self._stopping = asyncio.Event()
         self._remote: WorkerProcess | None = None  # the worker process, once running
         self._committer = GroupCommitter(self.store_raw_many)
+        smtp = settings.intake.smtp
+        self._pacer = IntakePacer(smtp.pace_backlog, smtp.pace_max_delay)
 
     # ------------------------------------------------------------ storing raw mail
 
@@ -139,8 +142,14 @@ class Application:
             ]
 
     async def store_raw(self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
+        """Store one received message; returns when its 250 may go (mailbot/intake/pacing.py:
+        later while the worker is far behind)."""
         inbound_id = await self._committer.store(RawMessage(source, mail_from, rcpt_to, raw))
         self._inbound_ready.set()
+        self._pacer.stored(1)
+        waited = await self._pacer.wait_turn()
+        if waited:
+            self.ops.observe_pacing(waited)
         return inbound_id
 
     # ------------------------------------------------------------ one-shot processing
@@ -239,6 +248,7 @@ class Application:
                 outcomes = []
                 await asyncio.sleep(interval)
             self.ops.observe_outcomes(outcomes)
+            self._pacer.processed(len(outcomes))
             if outcomes:
                 self._outbox_ready.set()
             else:
@@ -279,6 +289,7 @@ class Application:
 
     def request_stop(self) -> None:
         self._stopping.set()
+        self._pacer.stop()  # no 250 waits for the worker any more
         self._inbound_ready.set()
         self._outbox_ready.set()
 

@@ -39,6 +39,10 @@ class SmtpIntakeSection(Section):
     protocol: Literal["smtp", "lmtp"] = "smtp"
     max_message_size: int = Field(default=26_214_400, gt=0)
     hostname: str | None = None
+    # Flow control (mailbot/intake/pacing.py): while more than this many received messages
+    # wait for the worker, a 250 waits up to pace_max_delay seconds.  0: never.
+    pace_backlog: int = Field(default=50, ge=0)
+    pace_max_delay: float = Field(default=5.0, gt=0, le=60)
 
 
 class ImapIntakeSection(Section):

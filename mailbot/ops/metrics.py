@@ -154,6 +154,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.intake_paced = Histogram(
+            "mailbot_intake_paced_seconds",
+            "Seconds a 250 was held because the worker was far behind (flow control)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         for severity in SEVERITIES:
             self.tickets_created.labels(severity)
         for kind in OUTBOUND_KINDS:

@@ -74,6 +74,9 @@ class Ops:
     def observe_delivery(self, row: OutboxMessage, result: str, error: str | None) -> None:
         self.metrics.observe_delivery(row.kind, result, row.created_at)
 
+    def observe_pacing(self, seconds: float) -> None:
+        self.metrics.intake_paced.observe(seconds)
+
     # ------------------------------------------------------------ health
 
     def liveness(self) -> list[CheckResult]:

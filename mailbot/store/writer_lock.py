@@ -124,15 +124,17 @@ class WriterLock:
         belong to an open file, which the turn's holder uses): a shared lock on the
         lock file waits for the holder, one on the intent file is what it sees.
         """
-        if self._probe is None and self._path is not None:
-            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
-            self._probe = (
-                os.open(self._path, flags, 0o660),
-                os.open(f"{self._path}.intent", flags, 0o660),
-            )
-        if self._probe is None:
+        with self._count_lock:  # several threads may wait here
+            if self._probe is None and self._path is not None:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                self._probe = (
+                    os.open(self._path, flags, 0o660),
+                    os.open(f"{self._path}.intent", flags, 0o660),
+                )
+            probe = self._probe
+        if probe is None:
             return
-        lock_file, intent = self._probe
+        lock_file, intent = probe
         fcntl.flock(intent, fcntl.LOCK_SH)
         try:
             fcntl.flock(lock_file, fcntl.LOCK_SH)

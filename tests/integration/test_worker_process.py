@@ -8,7 +8,6 @@ child again (``RESTART_AFTER`` later); ``processes = 0`` runs without any child.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sqlite3
 import time
@@ -16,41 +15,12 @@ from pathlib import Path
 
 import pytest
 from support.mail import make_mail, send
+from support.processes import children, cmdline, worker_children
 from support.servers import Sink
 
 from mailbot.worker_process import RESTART_AFTER
 
 pytestmark = pytest.mark.integration
-
-
-def _children(pid: int) -> list[int]:
-    """Child processes of ``pid``: /proc/<pid>/task/*/children where the kernel has it,
-    else every process whose parent is ``pid``."""
-    files = list(Path(f"/proc/{pid}/task").glob("*/children"))
-    if files:
-        return sorted({int(n) for f in files for n in f.read_text().split()})
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            text = status.read_text()
-        except OSError:  # the process has gone meanwhile
-            continue
-        match = re.search(r"^PPid:\s*(\d+)$", text, re.MULTILINE)
-        if match and int(match.group(1)) == pid:
-            found.append(int(status.parent.name))
-    return sorted(found)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _worker_children(pid: int) -> list[int]:
-    """Children running the worker (``python -m mailbot.worker_child FD``)."""
-    return [child for child in _children(pid) if "mailbot.worker_child" in _cmdline(child)]
 
 
 def _ticket_subjects(database: Path) -> list[str]:
@@ -103,10 +73,10 @@ def test_worker_runs_in_a_child_and_its_death_does_not_stop_the_daemon(
     assert _wait_tickets(database, 1) == ["through the worker process"]
     sink.wait_for(1)  # the acknowledgement composed in the child went out
 
-    workers = _wait_for(lambda: _worker_children(bot.proc.pid))
-    assert workers, f"no worker child of the daemon: {_children(bot.proc.pid)}"
+    workers = _wait_for(lambda: worker_children(bot.proc.pid))
+    assert workers, f"no worker child of the daemon: {children(bot.proc.pid)}"
     # Nothing else: no multiprocessing resource tracker beside it (issue 9, memory).
-    assert _children(bot.proc.pid) == workers
+    assert children(bot.proc.pid) == workers
     [worker] = workers
     bot.wait_log(f"started (pid {worker})")  # the daemon talks to this very child
 
@@ -119,8 +89,8 @@ def test_worker_runs_in_a_child_and_its_death_does_not_stop_the_daemon(
     assert subjects == ["through the worker process", "after the worker died"]
     assert time.monotonic() - killed_at < RESTART_AFTER
     # Processed by the daemon itself: no new child was started within RESTART_AFTER.
-    assert worker not in _children(bot.proc.pid)
-    assert _worker_children(bot.proc.pid) == []
+    assert worker not in children(bot.proc.pid)
+    assert worker_children(bot.proc.pid) == []
     bot.wait_log("processing in the daemon until it restarts")
     assert bot.proc.poll() is None
     assert sorted(r.rcpt_tos[0] for r in sink.wait_for(2)) == [
@@ -137,7 +107,7 @@ def test_no_worker_process_when_processes_is_zero(daemon, sink: Sink, tmp_path: 
     send(bot.port, make_mail("[High] in the daemon itself"))
     assert _wait_tickets(tmp_path / "mailbot.db", 1) == ["in the daemon itself"]
     sink.wait_for(1)
-    assert _children(bot.proc.pid) == []
+    assert children(bot.proc.pid) == []
     assert "started (pid" not in bot.log()
     assert bot.stop() == 0
 
@@ -212,7 +182,7 @@ def test_the_child_ignores_sigterm_and_sigint_takes_sighup_and_ends_with_its_soc
     try:
         process = remote._process
         assert process is not None
-        assert "mailbot.worker_child" in _cmdline(process.pid)
+        assert "mailbot.worker_child" in cmdline(process.pid)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             os.kill(process.pid, sig)
         app.store_raw_sync("smtp", "alice@customer.example", ["support@example.com"],
