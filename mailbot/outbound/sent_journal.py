@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbot.store.writer_lock import database_file
+
 SUFFIX = ".journal"
 
 
@@ -82,9 +84,8 @@ class SentJournal:
     def beside(cls, database: str | None) -> SentJournal | None:
         """A journal beside a SQLite database file; None for an in-memory database (the
         sender then marks each delivery on its own)."""
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return cls(Path(database))
+        path = database_file(database)
+        return None if path is None else cls(path)
 
     def record(self, outbox_id: int, message_id: str) -> None:
         """Note one delivered row (called right after the relay's 250).

@@ -179,8 +179,14 @@ class WriterLock:
             self._fd = self._intent = self._probe = None
 
 
-def lock_path(database: str | None) -> Path | None:
-    """The lock file of a SQLite database file (None for an in-memory database)."""
+def database_file(database: str | None) -> Path | None:
+    """The file of a SQLite database (None for an in-memory database or a URI name)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    return Path(f"{database}-writer.lock")
+    return Path(database)
+
+
+def lock_path(database: str | None) -> Path | None:
+    """The lock file of a SQLite database file (None for an in-memory database)."""
+    path = database_file(database)
+    return None if path is None else Path(f"{path}-writer.lock")
