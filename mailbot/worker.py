@@ -25,6 +25,7 @@ from mailbot.pipeline.limits import Limits, check_parsed
 from mailbot.pipeline.limits import scan as scan_limits
 from mailbot.pipeline.screen import screen
 from mailbot.store.apply import AckBuilder, Applied, ServiceLevels, apply_decision
+from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.db import Store, is_transient
 from mailbot.store.models import InboundMessage
 from mailbot.store.repo import (
@@ -223,16 +224,25 @@ class Worker:
         return dataclasses.replace(self.policy, acknowledge=False)
 
     def _apply_in(
-        self, session: Session, row: InboundMessage, mail: InboundMail, now: datetime
+        self,
+        session: Session,
+        row: InboundMessage,
+        mail: InboundMail,
+        now: datetime,
+        facts: ChunkFacts | None = None,
     ) -> tuple[Applied, str | None] | None:
-        """Decide and apply one message in the caller's transaction; None if not pending."""
+        """Decide and apply one message in the caller's transaction; None if not pending.
+
+        ``facts``: what the caller's transaction read for all its messages at once.
+        """
         assert row.id is not None
         # Locked for the whole transaction: a worker that claims it after our lease ran
         # out skips it (SKIP LOCKED) or waits here and then sees it done.
-        if inbound_status(session, row.id) != "pending":
+        status = inbound_status(session, row.id) if facts is None else facts.status(row.id)
+        if status != "pending":
             return None
         policy = self._policy_for(row)
-        lookup = RepoLookup(session, now)
+        lookup = RepoLookup(session, now, facts)
         # Our own mail and bounces first (pipeline/screen.py), then the decision core.
         decision = screen(mail, row.raw, lookup, policy) or decide(mail, lookup, policy)
         applied = apply_decision(
@@ -245,7 +255,10 @@ class Worker:
             build_ack=self.build_ack,
             service=self.service,
             thread=self.thread,
+            facts=facts,
         )
+        if facts is not None and applied.outcome in ("created", "appended"):
+            facts.entry_added(mail.dedup_key)  # a twin later in the chunk is a duplicate
         # The next message in this transaction reads with Core statements, which do not
         # autoflush: this one's ORM changes (a reopened ticket, say) must be written now.
         session.flush()
@@ -275,9 +288,14 @@ class Worker:
         started = time.monotonic()
         try:
             with self.store.transaction(durable=False) as session:
+                facts = ChunkFacts.read(
+                    session,
+                    [row.id for row, _ in ready if row.id is not None],
+                    [mail.dedup_key for _, mail in ready],
+                )
                 for row, mail in ready:
                     taken.append((row, mail))
-                    results.append(self._apply_in(session, row, mail, now))
+                    results.append(self._apply_in(session, row, mail, now, facts))
                     held = time.monotonic() - started
                     if held > self.max_lock_hold or self.store.writers_waiting():
                         break

@@ -7,7 +7,7 @@ from sqlalchemy.exc import OperationalError
 from mailbot.config import Settings
 from mailbot.errors import MailbotError
 from mailbot.pipeline.threading_rules import reference_pattern
-from mailbot.store.db import Store
+from mailbot.store.db import DAEMON_CACHE_KIB, Store
 from mailbot.store.schema import SchemaError
 
 EX_OK = 0
@@ -29,9 +29,13 @@ class CommandError(MailbotError):
         self.code = code
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, cache_kib: int = DAEMON_CACHE_KIB) -> Store:
     try:
-        return Store.open(settings.database_url(), busy_timeout=settings.database.busy_timeout)
+        return Store.open(
+            settings.database_url(),
+            busy_timeout=settings.database.busy_timeout,
+            cache_kib=cache_kib,
+        )
     except OperationalError as exc:
         raise CommandError(f"cannot open database: {exc.orig}", EX_UNAVAILABLE) from None
     except SchemaError as exc:  # older or newer than this code: `mailbot db upgrade`

@@ -22,6 +22,7 @@ from mailbot.pipeline.security import QuarantineMessage
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store import apply_service, threads
 from mailbot.store.apply_service import DueTimes, PageBuilder
+from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.models import (
     Attachment,
     AttachmentBlob,
@@ -267,6 +268,7 @@ def apply_decision(
     build_ack: AckBuilder,
     service: ServiceLevels | None = None,
     thread: threads.ThreadSettings | None = None,
+    facts: ChunkFacts | None = None,
 ) -> Applied:
     thread = thread or threads.ThreadSettings()
     if isinstance(decision, IgnoreMessage):
@@ -282,7 +284,7 @@ def apply_decision(
         ticket = detached_row(
             Ticket,
             {
-                "number": next_ticket_number(session),
+                "number": next_ticket_number(session, facts),
                 "subject": decision.title,
                 "severity": int(decision.severity),
                 "requester": decision.requester,

@@ -37,6 +37,10 @@ READONLY_OPTION = "mailbot_readonly"
 LAZY_OPTION = "mailbot_lazy_commit"
 
 
+# SQLite's page cache per connection of the daemon (see _configure_sqlite).
+DAEMON_CACHE_KIB = 256
+
+
 def utcnow() -> datetime:
     """Naive UTC, the form every timestamp in the store takes."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -57,7 +61,7 @@ def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
             time.sleep(0.01)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -65,11 +69,12 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         _enable_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA foreign_keys = ON")
-        # 256 KiB of page cache instead of 2 MB.  In WAL mode a connection drops its
-        # whole cache when another connection has written since its last transaction,
-        # which with the listener and the worker process writing is almost every time:
-        # a bigger cache holds memory in each process and saves next to no reads.
-        cursor.execute("PRAGMA cache_size = -256")
+        # 256 KiB of page cache (``DAEMON_CACHE_KIB``) instead of 2 MB.  In WAL mode a
+        # connection drops its whole cache when another connection has written since its
+        # last transaction, which with the listener and the worker process writing is
+        # almost every time: a bigger cache holds memory in each process and saves next
+        # to no reads.  A bulk import, the only writer, keeps more (see importer.py).
+        cursor.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -93,13 +98,13 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, busy_timeout: float = 5.0) -> Engine:
+def make_engine(url: str, busy_timeout: float = 5.0, cache_kib: int = DAEMON_CACHE_KIB) -> Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
         )
-        _configure_sqlite(engine, busy_timeout)
+        _configure_sqlite(engine, busy_timeout, cache_kib)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -124,12 +129,18 @@ class Store:
 
     @classmethod
     def open(
-        cls, url: str, busy_timeout: float = 5.0, create: bool = True, check: bool = True
+        cls,
+        url: str,
+        busy_timeout: float = 5.0,
+        create: bool = True,
+        check: bool = True,
+        cache_kib: int = DAEMON_CACHE_KIB,
     ) -> Store:
         """Open the store; a database without tables is created at the head revision
         (unless ``create`` is false), one at another revision raises ``SchemaError``
-        (unless ``check`` is false: ``mailbot db`` looks at it itself)."""
-        store = cls(make_engine(url, busy_timeout))
+        (unless ``check`` is false: ``mailbot db`` looks at it itself).  ``cache_kib``:
+        SQLite's page cache per connection."""
+        store = cls(make_engine(url, busy_timeout, cache_kib))
         if check:
             try:
                 ensure_schema(store.engine, create=create)

@@ -12,6 +12,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
+from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.models import (
     InboundMessage,
     MessageRef,
@@ -76,13 +77,17 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
     connection.execute(insert_ignoring_conflicts(connection.dialect.name, table), list(rows))
 
 
-def next_ticket_number(session: Session) -> int:
+def next_ticket_number(session: Session, facts: ChunkFacts | None = None) -> int:
     """A new ticket number; unique by the ``ticket.number`` constraint in every case."""
     if session.get_bind().dialect.name == "postgresql":
         return int(session.execute(text("SELECT nextval('ticket_number_seq')")).scalar_one())
+
     # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so max+1 is safe.
-    current = session.connection().execute(_HIGHEST_NUMBER).scalar_one()
-    return max(FIRST_TICKET_NUMBER, (current or 0) + 1)
+    def highest() -> int:
+        current = session.connection().execute(_HIGHEST_NUMBER).scalar_one()
+        return max(FIRST_TICKET_NUMBER - 1, current or 0)
+
+    return highest() + 1 if facts is None else facts.counted_number(highest)
 
 
 # ---------------------------------------------------------------- inbound queue
@@ -242,12 +247,15 @@ def pending_inbound_count(session: Session) -> int:
 class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (store/security.py)
     """``TicketLookup`` backed by the caller's transaction."""
 
-    def __init__(self, session: Session, now: datetime) -> None:
+    def __init__(self, session: Session, now: datetime, facts: ChunkFacts | None = None) -> None:
         self.session = session
         self.now = now
+        self.facts = facts
         self._duplicates: dict[str, bool] = {}  # screen and decide both ask; one query
 
     def is_duplicate(self, dedup_key: str) -> bool:
+        if self.facts is not None and self.facts.knows_key(dedup_key):
+            return self.facts.has_entry(dedup_key)
         if dedup_key not in self._duplicates:
             found = self.session.connection().execute(_DEDUP_KEY_SEEN, {"key": dedup_key})
             self._duplicates[dedup_key] = found.first() is not None

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 from support.daemon import base_config, merge
 from support.mail import make_mail
@@ -261,3 +261,46 @@ def test_a_message_failing_mid_chunk_is_quarantined_alone(build) -> None:
     assert "template blew up" in outcomes[ids[2]].detail
     assert count(app.store, Ticket) == 4
     assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 4
+
+
+def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) -> None:
+    """A chunk is one transaction, and what each message used to look up on its own
+    (its row's status, whether its Message-ID is known, the highest ticket number on
+    SQLite) is read once for the chunk (mailbot/store/chunk_facts.py).  The facts must
+    follow the chunk's own writes: a copy of a message later in the same chunk is the
+    decision core's duplicate, and new tickets take the next numbers in order."""
+    app = build()
+    store_copies(app, [make_mail("Earlier", sender="e@customer.example")], 1)
+    assert [o.outcome for o in app.worker.process_batch()] == ["created"]
+    twin = make_mail("Twice", sender="t@customer.example")
+    raws = [make_mail(f"New {i}", sender=f"n{i}@customer.example") for i in range(4)]
+    [ids] = store_copies(app, [raws[0], twin, raws[1], twin, raws[2], raws[3]], 1)
+
+    statements: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(app.store.engine, "before_cursor_execute", remember)
+    try:
+        outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
+    finally:
+        event.remove(app.store.engine, "before_cursor_execute", remember)
+
+    assert [outcomes[i].outcome for i in ids] == [
+        "created", "created", "created", "ignored", "created", "created"
+    ]  # fmt: skip
+    assert "duplicate of an earlier message" in outcomes[ids[3]].detail  # not a redo
+    with app.store.transaction() as session:
+        numbers = session.execute(select(Ticket.number).order_by(Ticket.id)).scalars().all()
+    assert numbers == list(range(1001, 1007))
+
+    def runs(fragment: str) -> int:
+        return sum(fragment in statement for statement in statements)
+
+    assert runs("SELECT inbound.id, inbound.status FROM inbound WHERE inbound.id IN") == 1
+    assert runs("SELECT inbound.status FROM inbound WHERE inbound.id =") == 0
+    assert runs("FROM thread_entry WHERE thread_entry.dedup_key IN") == 1
+    assert runs("FROM thread_entry WHERE thread_entry.dedup_key =") == 0
+    highest = runs("SELECT max(ticket.number)")
+    assert highest == (1 if app.store.dialect == "sqlite" else 0)

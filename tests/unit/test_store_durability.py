@@ -87,3 +87,21 @@ def test_writers_waiting_while_another_thread_wants_to_write(store: Store) -> No
     thread.join(5)
     assert done.is_set()
     assert not store.writers_waiting()
+
+
+def test_the_page_cache_is_small_for_the_daemon_and_larger_for_an_import(
+    tmp_path: Path,
+) -> None:
+    """Each daemon process keeps 256 KiB per connection; ``mailbot import`` asks for more."""
+    from mailbot.commands.importer import IMPORT_CACHE_KIB
+
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    for store, kib in (
+        (Store.open(url), 256),
+        (Store.open(url, cache_kib=IMPORT_CACHE_KIB), 16384),
+    ):
+        try:
+            with store.transaction() as session:
+                assert session.execute(text("PRAGMA cache_size")).scalar_one() == -kib
+        finally:
+            store.dispose()

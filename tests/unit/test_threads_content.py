@@ -7,15 +7,24 @@ English and German), with ``NAME.expected.txt`` beside it: what the sender wrote
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mailbot.message import parse
-from mailbot.pipeline.content import SEARCH_WINDOW, new_content, normalized
+from mailbot.pipeline.content import (
+    DEFAULT_LANGUAGES,
+    MAX_CLOSING_LINE,
+    SEARCH_WINDOW,
+    SIGNATURE_TAIL,
+    _without_signature,
+    new_content,
+    normalized,
+)
 
 CLIENTS = Path(__file__).parent.parent / "data" / "clients"
 REPLIES = sorted(p for p in CLIENTS.glob("*.eml") if p.with_suffix(".expected.txt").exists())
@@ -238,3 +247,98 @@ def test_our_normalisation_of_client_replies_is_the_librarys(path: Path) -> None
     for sample in (text, separated):
         library = EmailMessage(text=sample, languages=["en"], keep_hyphen_lists=True).text
         assert normalized(sample) == library
+
+
+def _signature_pattern() -> re.Pattern[str]:
+    from mailparser_reply.parser import EmailMessage
+
+    library = EmailMessage(text="", languages=list(DEFAULT_LANGUAGES), keep_hyphen_lists=True)
+    return library.SIGNATURE_REGEX
+
+
+def _searched_everywhere(body: str, signature: re.Pattern[str]) -> str:
+    """The cut as first written: the library's pattern searched at every position of the
+    tail, skipping matches whose first line is too long for a closing."""
+    position = 0
+    if len(body) > SIGNATURE_TAIL:
+        position = body.find("\n", len(body) - SIGNATURE_TAIL) + 1
+    while True:
+        found = signature.search(body, position)
+        if found is None:
+            return body
+        text = found.group()
+        start = found.start() + len(text) - len(text.lstrip())
+        if len(body[start:].split("\n", 1)[0].strip()) <= MAX_CLOSING_LINE:
+            return body[:start].rstrip()
+        position = body.find("\n", start)
+        if position < 0:
+            return body
+        position += 1
+
+
+CLOSING_LINES = [
+    "Best regards,",
+    "Regards,",
+    "Thanks,",
+    "Thanks, I tried restarting it and it crashed again with the very same error.",
+    "Best regards, " + "w" * (MAX_CLOSING_LINE - 14),  # as long as a closing may be
+    "Best regards, " + "w" * (MAX_CLOSING_LINE - 13),  # one longer
+    "Mit freundlichen Grüßen",
+    "Viele Grüße",
+    "Cordialement",
+    "--",
+    "__",
+    "_" * 40,
+    "Sent from my iPhone",
+    "Gesendet von Outlook für Android",
+    "> Best regards,",
+]
+OTHER_LINES = [
+    "",
+    "",
+    "Carol",
+    "- a hyphen list item",
+    "the export fails every night since the upgrade to the new release of the tool",
+    "it fails",
+]
+
+
+_SEPARATOR_BELOW_A_LONG_LINE = re.compile(
+    rf"^.{{{MAX_CLOSING_LINE + 1},}}\n\n+ ?[_-]{{32}}", re.MULTILINE
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(OTHER_LINES), st.sampled_from(CLOSING_LINES)), max_size=25
+    ).map("\n".join)
+)
+def test_searching_only_short_lines_cuts_where_searching_everywhere_did(body: str) -> None:
+    """Only lines short enough for a closing are searched; the cut must not move (also
+    where a separator follows blank lines, which normalisation mostly rewrites)."""
+    body = body.strip()
+    # The one place they differ, by design (the next test).
+    assume(_SEPARATOR_BELOW_A_LONG_LINE.search(body) is None)
+    signature = _signature_pattern()
+    assert _without_signature(body, signature) == _searched_everywhere(body, signature)
+
+
+def test_a_separator_below_a_sentence_like_a_closing_still_starts_the_signature() -> None:
+    """Searching everywhere skipped it: after the long "Thanks, …" match was rejected, the
+    search went on below that line's break, too late for the blank line above the rule."""
+    body = "Hello,\nThanks, I tried restarting it and it crashed again with the same error.\n\n"
+    signature = _signature_pattern()
+    cut = _without_signature(body + "_" * 40 + "\nACME Corp, 1 Main Street", signature)
+    assert cut == body.strip()
+
+
+@pytest.mark.parametrize("path", sorted(CLIENTS.glob("*.eml")), ids=lambda p: p.stem)
+def test_short_line_search_of_client_replies_cuts_where_searching_everywhere_did(
+    path: Path,
+) -> None:
+    signature = _signature_pattern()
+    text = normalized(parse(path.read_bytes()).text).strip()
+    long_tail = text + "\n\n" + "a long paragraph of a pasted log line " * 150 + "\nThanks,\nBob"
+    for body in (text, long_tail, *text.split("\n\n")):
+        assert _without_signature(body, signature) == _searched_everywhere(body, signature)
