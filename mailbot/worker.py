@@ -257,8 +257,6 @@ class Worker:
             thread=self.thread,
             facts=facts,
         )
-        if facts is not None and applied.outcome in ("created", "appended"):
-            facts.entry_added(mail.dedup_key)  # a twin later in the chunk is a duplicate
         # The next message in this transaction reads with Core statements, which do not
         # autoflush: this one's ORM changes (a reopened ticket, say) must be written now.
         session.flush()
@@ -288,11 +286,8 @@ class Worker:
         started = time.monotonic()
         try:
             with self.store.transaction(durable=False) as session:
-                facts = ChunkFacts.read(
-                    session,
-                    [row.id for row, _ in ready if row.id is not None],
-                    [mail.dedup_key for _, mail in ready],
-                )
+                ids = [row.id for row, _ in ready if row.id is not None]
+                facts = ChunkFacts.read(session, ids, [mail for _, mail in ready])
                 for row, mail in ready:
                     taken.append((row, mail))
                     results.append(self._apply_in(session, row, mail, now, facts))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm import make_transient_to_detached
@@ -22,7 +23,6 @@ from mailbot.pipeline.security import QuarantineMessage
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store import apply_service, threads
 from mailbot.store.apply_service import DueTimes, PageBuilder
-from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.models import (
     Attachment,
     AttachmentBlob,
@@ -42,6 +42,9 @@ from mailbot.store.repo import (
     outbox_values,
 )
 from mailbot.store.security import record_bounce
+
+if TYPE_CHECKING:  # it reads through mailbot.store.repo
+    from mailbot.store.chunk_facts import ChunkFacts
 
 # Built once: on the hot path, building a statement costs more than running it.
 _FINISH_INBOUND = (
@@ -125,6 +128,7 @@ def _add_inbound_entry(
     now: datetime,
     kind: str = "mail",
     settings: threads.ThreadSettings | None = None,
+    facts: ChunkFacts | None = None,
 ) -> int:
     assert ticket.id is not None
     new_text, full_text = threads.texts(mail, settings or threads.ThreadSettings())
@@ -171,10 +175,18 @@ def _add_inbound_entry(
     insert_ignore(
         session, MessageRef, [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
     )
+    if facts is not None:
+        facts.entry_added(mail.dedup_key, known_ids, ticket.id)
     return entry_id
 
 
-def _add_outgoing(session: Session, ticket: Ticket, mail: OutgoingMail, now: datetime) -> int:
+def _add_outgoing(
+    session: Session,
+    ticket: Ticket,
+    mail: OutgoingMail,
+    now: datetime,
+    facts: ChunkFacts | None = None,
+) -> int:
     assert ticket.id is not None
     outbox_id = insert_returning_id(
         session,
@@ -211,6 +223,8 @@ def _add_outgoing(session: Session, ticket: Ticket, mail: OutgoingMail, now: dat
         },
     )
     insert_ignore(session, MessageRef, [{"message_id": mail.message_id, "ticket_id": ticket.id}])
+    if facts is not None:
+        facts.entry_added(f"mid:{mail.message_id}", [mail.message_id], ticket.id)
     return outbox_id
 
 
@@ -246,11 +260,12 @@ def _apply_bounce(
     now: datetime,
     prefix: str,
     thread: threads.ThreadSettings,
+    facts: ChunkFacts | None = None,
 ) -> Applied:
     """A bounce joins the thread of the mail that bounced: no ack, no reopening, no ticket."""
     ticket = session.get(Ticket, decision.ticket.id)
     assert ticket is not None and ticket.id is not None
-    _add_inbound_entry(session, ticket, inbound_id, mail, now, "bounce", thread)
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, "bounce", thread, facts)
     record_bounce(session, ticket, decision, now)
     detail = f"by the bounced message's Message-ID; {decision.note}"
     _finish_inbound(session, inbound_id, now, "appended", detail, ticket.id)
@@ -278,7 +293,7 @@ def apply_decision(
         mark_quarantined(session, inbound_id, now, decision.reason)
         return Applied("quarantined", None, decision.reason)
     if isinstance(decision, AttachBounce):
-        return _apply_bounce(session, inbound_id, mail, decision, now, prefix, thread)
+        return _apply_bounce(session, inbound_id, mail, decision, now, prefix, thread, facts)
 
     if isinstance(decision, NewTicket):
         ticket = detached_row(
@@ -333,7 +348,8 @@ def apply_decision(
             session, ticket, decision.paging, mail, now, build_pages
         )
     staff = decision.staff_reply if isinstance(decision, AppendToTicket) else None
-    _add_inbound_entry(session, ticket, inbound_id, mail, now, "staff" if staff else "mail", thread)
+    kind = "staff" if staff else "mail"
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, kind, thread, facts)
     assert ticket.id is not None
     requester = decision.requester if isinstance(decision, NewTicket) else None
     recorded = threads.record_participants(session, ticket.id, mail, now, thread, requester)
@@ -348,7 +364,7 @@ def apply_decision(
                     session, ticket.id, to=staff.relay_to, now=now, already=already, settings=thread
                 )
             relay = service.build_relay(ticket, mail, staff, cc=cc)
-            outbox_ids += (_add_outgoing(session, ticket, relay, now),)
+            outbox_ids += (_add_outgoing(session, ticket, relay, now, facts),)
         apply_service.staff_responded(session, ticket, staff, now, clocks)
     if decision.acknowledge:
         cc = ()
@@ -356,6 +372,7 @@ def apply_decision(
             cc = threads.copies(
                 session, ticket.id, to=mail.from_address, now=now, settings=thread, known=known
             )
-        outbox_ids += (_add_outgoing(session, ticket, build_ack(ticket, mail, cc=cc), now),)
+        ack = build_ack(ticket, mail, cc=cc)
+        outbox_ids += (_add_outgoing(session, ticket, ack, now, facts),)
     _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id)
     return Applied(outcome, format_reference(prefix, ticket.number), detail, outbox_ids)

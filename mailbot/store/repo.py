@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Integer, Select, bindparam, func, or_, text, update
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
-from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.models import (
     InboundMessage,
     MessageRef,
@@ -24,6 +23,9 @@ from mailbot.store.models import (
 )
 from mailbot.store.security import SecurityQueries
 from mailbot.store.upsert import insert_ignoring_conflicts, returning_id_insert
+
+if TYPE_CHECKING:  # it reads through this module
+    from mailbot.store.chunk_facts import ChunkFacts
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -244,6 +246,12 @@ def pending_inbound_count(session: Session) -> int:
 # ---------------------------------------------------------------- the decision core's lookup
 
 
+def tickets_of_message_ids(session: Session, message_ids: list[str]) -> dict[str, int]:
+    """The ticket of each of these Message-IDs that one knows (message_ref)."""
+    found = session.connection().execute(_REFS_OF, {"ids": message_ids})
+    return {message_id: ticket_id for message_id, ticket_id in found}
+
+
 class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (store/security.py)
     """``TicketLookup`` backed by the caller's transaction."""
 
@@ -285,8 +293,10 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
         ids = list(message_ids)
         if not ids:
             return None
-        found = self.session.connection().execute(_REFS_OF, {"ids": ids})
-        refs = {message_id: ticket_id for message_id, ticket_id in found}
+        if self.facts is not None and self.facts.knows_message_ids(ids):
+            refs = self.facts.ticket_ids(ids)
+        else:
+            refs = tickets_of_message_ids(self.session, ids)
         for mid in ids:  # honour the caller's order: the most direct parent first
             if mid in refs:
                 return self.ticket_by_id(refs[mid])

@@ -28,7 +28,7 @@ from mailbot.message import parse
 from mailbot.store.db import Store
 from mailbot.store.models import InboundMessage, OutboxMessage, ThreadEntry, Ticket
 from mailbot.store.repo import claim_inbound, enqueue
-from mailbot.worker import Outcome
+from mailbot.worker import GROUP_MESSAGES, Outcome
 
 pytestmark = pytest.mark.integration
 
@@ -265,16 +265,30 @@ def test_a_message_failing_mid_chunk_is_quarantined_alone(build) -> None:
 
 def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) -> None:
     """A chunk is one transaction, and what each message used to look up on its own
-    (its row's status, whether its Message-ID is known, the highest ticket number on
-    SQLite) is read once for the chunk (mailbot/store/chunk_facts.py).  The facts must
-    follow the chunk's own writes: a copy of a message later in the same chunk is the
-    decision core's duplicate, and new tickets take the next numbers in order."""
+    (its row's status, whether it is a duplicate, which ticket knows the Message-IDs it
+    names, the highest ticket number on SQLite) is read once for the chunk
+    (mailbot/store/chunk_facts.py).  The facts must follow the chunk's own writes: a
+    copy later in the same chunk is the decision core's duplicate, a reply later in the
+    chunk threads onto the ticket its question just opened, new tickets take the next
+    numbers in order."""
     app = build()
-    store_copies(app, [make_mail("Earlier", sender="e@customer.example")], 1)
+    earlier = make_mail("Earlier", sender="e@customer.example", message_id="earlier@c.example")
+    store_copies(app, [earlier], 1)
     assert [o.outcome for o in app.worker.process_batch()] == ["created"]
+    question = make_mail("Question", sender="q@customer.example", message_id="q@c.example")
     twin = make_mail("Twice", sender="t@customer.example")
-    raws = [make_mail(f"New {i}", sender=f"n{i}@customer.example") for i in range(4)]
-    [ids] = store_copies(app, [raws[0], twin, raws[1], twin, raws[2], raws[3]], 1)
+    answer = make_mail("Re: Question", sender="q@customer.example", in_reply_to="q@c.example")
+    follow_up = make_mail(
+        "Re: Earlier", sender="e@customer.example", references=["earlier@c.example"]
+    )
+    new = make_mail("New", sender="n@customer.example")
+    # Names the question's Message-ID but goes to SUP-1001 by its subject: the question's
+    # Message-ID stays SUP-1002's (ON CONFLICT DO NOTHING), as the next reply shows.
+    crossed = make_mail("[SUP-1001] also", sender="e@customer.example", references=["q@c.example"])
+    again = make_mail("Re: Question", sender="q@customer.example", in_reply_to="q@c.example")
+    chunk = [question, twin, new, twin, answer, follow_up, crossed, again]
+    assert len(chunk) <= GROUP_MESSAGES  # one chunk, one transaction
+    [ids] = store_copies(app, chunk, 1)
 
     statements: list[str] = []
 
@@ -288,12 +302,16 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
         event.remove(app.store.engine, "before_cursor_execute", remember)
 
     assert [outcomes[i].outcome for i in ids] == [
-        "created", "created", "created", "ignored", "created", "created"
+        "created", "created", "created", "ignored", "appended", "appended", "appended",
+        "appended",
     ]  # fmt: skip
     assert "duplicate of an earlier message" in outcomes[ids[3]].detail  # not a redo
+    refs = [outcomes[i].ticket_ref for i in ids]
+    assert refs[0] == refs[4] == refs[7] == "SUP-1002"
+    assert refs[5] == refs[6] == "SUP-1001"
     with app.store.transaction() as session:
         numbers = session.execute(select(Ticket.number).order_by(Ticket.id)).scalars().all()
-    assert numbers == list(range(1001, 1007))
+    assert numbers == list(range(1001, 1005))
 
     def runs(fragment: str) -> int:
         return sum(fragment in statement for statement in statements)
@@ -302,5 +320,6 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     assert runs("SELECT inbound.status FROM inbound WHERE inbound.id =") == 0
     assert runs("FROM thread_entry WHERE thread_entry.dedup_key IN") == 1
     assert runs("FROM thread_entry WHERE thread_entry.dedup_key =") == 0
+    assert runs("FROM message_ref WHERE message_ref.message_id IN") == 1
     highest = runs("SELECT max(ticket.number)")
     assert highest == (1 if app.store.dialect == "sqlite" else 0)

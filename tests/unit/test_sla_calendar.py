@@ -234,3 +234,40 @@ def test_holidays_handed_over_as_dates_count_like_the_package() -> None:
     )
     assert due == pt(2025, 11, 28, 17)  # Thursday is off, as with the package itself
     assert holiday_dates("", "", range(2025, 2027)) == frozenset()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from([utc(2025, 11, 28, 17), utc(2025, 11, 29, 3), utc(2025, 12, 1, 16)]),
+            st.sampled_from(list(Severity)),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
+def test_remembered_due_times_are_the_calendars_in_any_order(
+    calls: list[tuple[datetime, Severity, bool]],
+) -> None:
+    """``ServiceClocks.add`` remembers its last sums (a chunk shares one ``now``)."""
+    remembering = clocks()
+    for start, severity, update in calls:
+        fresh = clocks()  # remembers nothing yet
+        if update:
+            assert remembering.next_update_due(severity, start) == fresh.next_update_due(
+                severity, start
+            )
+        else:
+            assert remembering.first_response_due(severity, start) == fresh.first_response_due(
+                severity, start
+            )
+
+
+def test_remembered_due_times_stay_few() -> None:
+    remembering = clocks()
+    for minute in range(500):
+        remembering.first_response_due(
+            Severity.HIGH, utc(2025, 12, 1, 9) + timedelta(minutes=minute)
+        )
+    assert len(remembering._sums) <= 64
