@@ -4,19 +4,25 @@
 guess, digest, MIME parse, quote stripping: ``mailbot.worker.prepare``).  That work runs
 here in a process pool while the importing process stores and applies the previous
 chunk; the decisions themselves stay in one process and in mailbox order, so a reply
-always finds the ticket its original created.
+always finds the ticket its original created.  When the pool falls behind, the importing
+process prepares the next piece of the mailbox itself instead of waiting: on two cores,
+one pool process and the importing one are each the slower at times.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import pickle
+import shutil
 import signal
+import tempfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.pool import AsyncResult, Pool
+from pathlib import Path
 from types import TracebackType
 
 from mailbot.commands.deliver import guess_sender
@@ -25,9 +31,14 @@ from mailbot.pipeline.limits import Limits
 from mailbot.store.threads import ThreadSettings
 from mailbot.worker import Rejected, prepare
 
-# Chunks handed to the pool ahead of the one being applied: enough to keep every
+# Chunks go to the pool in pieces of this many messages.  A piece is also what this
+# process prepares itself when the pool is behind (about 35 ms of work).
+PIECE = 50
+# Pieces handed to the pool ahead of the one being applied: enough to keep every
 # process busy, few enough that a large mbox is never in memory at once.
-CHUNKS_AHEAD = 4
+PIECES_AHEAD = 16
+# Seconds to wait for a piece before preparing one here (see _ready_soon).
+HANDOVER_WAIT = 0.005
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,11 @@ class PreparePool:
         self._limits = limits
         self._thread = thread
         self._pool: Pool | None = None
+        self._handover: Path | None = None
         if processes > 0:
+            # Prepared pieces come back through files here, not through the pool's pipe
+            # (see _prepare_into).  Private to this user (mkdtemp: mode 0700).
+            self._handover = Path(tempfile.mkdtemp(prefix="mailbot-import-"))
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
             self._pool = context.Pool(processes, initializer=_ignore_interrupts)
@@ -84,25 +99,102 @@ class PreparePool:
         else:
             self._pool.terminate()
         self._pool.join()
+        if self._handover is not None:
+            shutil.rmtree(self._handover, ignore_errors=True)
 
     def prepared(
         self, chunks: Iterable[list[bytes]]
     ) -> Iterator[tuple[list[bytes], list[Prepared]]]:
+        """Each chunk with its messages prepared, in order."""
         if self._pool is None:
             for chunk in chunks:
-                yield chunk, [prepare_raw(raw, self._limits, self._thread) for raw in chunk]
+                yield chunk, self._here(chunk)
             return
-        work = partial(prepare_raw, limits=self._limits, thread=self._thread)
-        pending: deque[tuple[list[bytes], AsyncResult[list[Prepared]]]] = deque()
-        for chunk in chunks:
-            pending.append((chunk, self._pool.map_async(work, chunk)))
-            if len(pending) > CHUNKS_AHEAD:
-                yield self._collect(*pending.popleft())
-        while pending:
-            yield self._collect(*pending.popleft())
+        chunk_of: list[bytes] = []
+        done: list[Prepared] = []
+        current = -1
+        for index, piece, prepared in self._pieces(self._pool, chunks):
+            if index != current and current >= 0:
+                yield chunk_of, done
+                chunk_of, done = [], []
+            current = index
+            chunk_of += piece
+            done += prepared
+        if current >= 0:
+            yield chunk_of, done
 
-    @staticmethod
-    def _collect(
-        chunk: list[bytes], result: AsyncResult[list[Prepared]]
-    ) -> tuple[list[bytes], list[Prepared]]:
-        return chunk, result.get()
+    def _pieces(
+        self, pool: Pool, chunks: Iterable[list[bytes]]
+    ) -> Iterator[tuple[int, list[bytes], list[Prepared]]]:
+        """(chunk number, piece, its messages prepared) in mailbox order."""
+        work = partial(prepare_raw, limits=self._limits, thread=self._thread)
+        source = (
+            (index, chunk[start : start + PIECE])
+            for index, chunk in enumerate(chunks)
+            for start in range(0, len(chunk), PIECE)
+        )
+        # In mailbox order: pieces with the pool (AsyncResult of the file its results are
+        # in) and pieces prepared here.
+        ahead: deque[tuple[int, list[bytes], AsyncResult[str] | list[Prepared]]] = deque()
+        folder = str(self._handover)
+
+        def with_the_pool() -> int:
+            return sum(isinstance(result, AsyncResult) for _, _, result in ahead)
+
+        def top_up() -> None:
+            while with_the_pool() < PIECES_AHEAD:
+                item = next(source, None)
+                if item is None:
+                    return
+                index, piece = item
+                ahead.append((index, piece, pool.apply_async(_prepare_into, (work, piece, folder))))
+
+        top_up()
+        while ahead:
+            index, piece, result = ahead[0]
+            # The pool is behind: rather than wait for it, prepare the next piece of the
+            # mailbox here (its turn comes after the pool's).
+            while (
+                isinstance(result, AsyncResult)
+                and not _ready_soon(result)
+                and len(ahead) - with_the_pool() < PIECES_AHEAD
+            ):
+                item = next(source, None)
+                if item is None:
+                    break
+                ahead.append((item[0], item[1], self._here(item[1])))
+            ahead.popleft()
+            yield index, piece, _taken(result.get()) if isinstance(result, AsyncResult) else result
+            top_up()
+
+    def _here(self, messages: list[bytes]) -> list[Prepared]:
+        return [prepare_raw(raw, self._limits, self._thread) for raw in messages]
+
+
+def _ready_soon(result: AsyncResult[str]) -> bool:
+    """Ready, or within a moment: while this process prepares, it holds the GIL, and the
+    pool's threads here that pass pieces out (and results back) cannot run."""
+    result.wait(HANDOVER_WAIT)
+    return result.ready()
+
+
+def _prepare_into(work: Callable[[bytes], Prepared], messages: list[bytes], folder: str) -> str:
+    """Prepare a piece in a pool process; returns the file its results were written to.
+
+    Through the pool's pipe, a piece's results (about its size) were read 64 KiB at a
+    time by a thread of the importing process, which waited for the GIL between reads:
+    the pool process sat idle until they were taken.  A file is read in one call.
+    """
+    results = [work(raw) for raw in messages]
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".pickle", delete=False) as out:
+        pickle.dump(results, out, protocol=pickle.HIGHEST_PROTOCOL)
+    return out.name
+
+
+def _taken(path: str) -> list[Prepared]:
+    """The results a pool process wrote (``_prepare_into``); the file is removed."""
+    handover = Path(path)
+    data = handover.read_bytes()
+    handover.unlink()
+    results: list[Prepared] = pickle.loads(data)  # written by our own pool, in our folder
+    return results

@@ -93,7 +93,7 @@ def test_replies_across_chunks_thread_whether_parsed_here_or_in_a_pool(
     config, _ = make_config({"limits": {"max_headers": 40}})
     path = tmp_path / "backlog.mbox"
     box = mailbox.mbox(str(path))
-    # 421 messages: more chunks of 50 than the pool works ahead, so order is at stake.
+    # 421 messages: three chunks of 200; replies 60 messages later often fall in the next.
     questions = [make_mail(f"Question {n}", sender=f"c{n}@old.example") for n in range(240)]
     for n, question in enumerate(questions):
         box.add(question)
