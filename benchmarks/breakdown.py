@@ -37,7 +37,7 @@ from benchmarks.workload import SUPPORT, Generator
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("intake: store raw (txn)", "mailbot.app", "Application.store_raw_sync"),
     ("intake: enqueue (INSERT)", "mailbot.app", "enqueue"),
-    ("worker: claim batch", "mailbot.worker", "claim_inbound"),
+    ("worker: claim batch", "mailbot.worker", "claim_inbound_sized"),
     ("worker: load row (txn)", "mailbot.worker", "Worker._load"),
     ("worker: parse (mail-parser)", "mailbot.worker", "parse"),
     ("worker: decide (lookups)", "mailbot.worker", "decide"),

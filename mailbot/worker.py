@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,7 +31,8 @@ from mailbot.store.db import Store, is_transient
 from mailbot.store.models import InboundMessage
 from mailbot.store.repo import (
     RepoLookup,
-    claim_inbound,
+    claim_inbound_sized,
+    detached_row,
     inbound_status,
     mark_quarantined,
     release_for_retry,
@@ -41,6 +43,12 @@ MAX_RETRY_DELAY = 300.0
 # Messages (and raw bytes) loaded and prepared at a time within a batch.
 GROUP_MESSAGES = 8
 GROUP_BYTES = 16 * 1024 * 1024
+_PENDING_ROWS = (
+    select(InboundMessage.__table__)  # type: ignore[attr-defined]
+    .where(col(InboundMessage.id).in_(bindparam("ids", expanding=True)))
+    .where(InboundMessage.status == "pending")
+    .order_by(col(InboundMessage.id))
+)
 # How long one worker transaction may hold SQLite's write lock before it commits.
 MAX_LOCK_HOLD = 0.025
 
@@ -134,12 +142,15 @@ class Worker:
         per group instead of several per message is much of the worker's throughput.
         """
         with self.store.transaction(durable=False) as session:
-            ids = claim_inbound(session, self.clock(), self.lease_seconds, self.batch_size)
+            claimed = claim_inbound_sized(
+                session, self.clock(), self.lease_seconds, self.batch_size
+            )
+        ids = [inbound_id for inbound_id, _ in claimed]
         if ids and self.on_claimed is not None:
             self.on_claimed(ids)
-        return self.process_ids(ids)
+        return self.process_ids(ids, dict(claimed))
 
-    def process_ids(self, ids: list[int]) -> list[Outcome]:
+    def process_ids(self, ids: list[int], sizes: dict[int, int] | None = None) -> list[Outcome]:
         """Process these (claimed) messages in order, as ``process_batch`` does.
 
         A few at a time (``GROUP_MESSAGES``, ``GROUP_BYTES``): loaded, prepared, applied.
@@ -147,7 +158,7 @@ class Worker:
         of them, and a batch of large messages is never in memory at once.
         """
         outcomes: list[Outcome] = []
-        for group in self._groups(ids):
+        for group in self._groups(ids, sizes):
             rows = self._load_many(group)
             outcomes += self.apply_prepared([(row, self._prepare(row)) for row in rows])
         return outcomes
@@ -169,15 +180,17 @@ class Worker:
                 ready.append((row, prepared))
         return outcomes + self._apply_batch(ready)
 
-    def _groups(self, ids: list[int]) -> Iterator[list[int]]:
-        """``ids`` in order, cut into groups of a few messages and a bounded size."""
+    def _groups(self, ids: list[int], sizes: dict[int, int] | None) -> Iterator[list[int]]:
+        """``ids`` in order, cut into groups of a few messages and a bounded size
+        (``sizes``: their sizes when the claim already read them)."""
         if not ids:
             return
-        with self.store.read() as session:
-            query = select(InboundMessage.id, InboundMessage.size).where(
-                col(InboundMessage.id).in_(ids)
-            )
-            sizes = {int(i): int(size or 0) for i, size in session.execute(query)}
+        if sizes is None:
+            with self.store.read() as session:
+                query = select(InboundMessage.id, InboundMessage.size).where(
+                    col(InboundMessage.id).in_(ids)
+                )
+                sizes = {int(i): int(size or 0) for i, size in session.execute(query)}
         group: list[int] = []
         total = 0
         for inbound_id in ids:
@@ -190,17 +203,11 @@ class Worker:
         yield group
 
     def _load_many(self, ids: list[int]) -> list[InboundMessage]:
+        """The pending rows among ``ids``, detached (read with Core: the ORM's loading
+        cost as much as the rest of a small batch's overhead)."""
         with self.store.read() as session:
-            query = (
-                select(InboundMessage)
-                .where(col(InboundMessage.id).in_(ids))
-                .where(InboundMessage.status == "pending")
-                .order_by(col(InboundMessage.id))
-            )
-            rows = list(session.execute(query).scalars())
-            for row in rows:
-                session.expunge(row)
-        return rows
+            found = session.connection().execute(_PENDING_ROWS, {"ids": ids}).mappings()
+            return [detached_row(InboundMessage, dict(values)) for values in found]
 
     def _load(self, inbound_id: int) -> InboundMessage | None:
         rows = self._load_many([inbound_id])

@@ -38,6 +38,24 @@ _INBOUND_STATUS = (
     .where(col(InboundMessage.id) == bindparam("inbound_id"))
     .with_for_update()
 )
+_CLAIMABLE = (
+    select(InboundMessage.id, InboundMessage.size)
+    .where(InboundMessage.status == "pending")
+    .where(
+        or_(
+            col(InboundMessage.claimed_until).is_(None),
+            col(InboundMessage.claimed_until) < bindparam("now"),
+        )
+    )
+    .order_by(col(InboundMessage.id))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    update(InboundMessage)
+    .where(col(InboundMessage.id).in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until"))
+)
 _DEDUP_KEY_SEEN = select(ThreadEntry.id).where(ThreadEntry.dedup_key == bindparam("key")).limit(1)
 _REFS_OF = select(MessageRef.message_id, MessageRef.ticket_id).where(
     col(MessageRef.message_id).in_(bindparam("ids", expanding=True))
@@ -186,22 +204,20 @@ def inbound_id_by_sha256(session: Session, raw_sha256: str) -> int | None:
 
 def claim_inbound(session: Session, now: datetime, lease: float, limit: int) -> list[int]:
     """Lease up to ``limit`` pending messages (SKIP LOCKED where the database has it)."""
-    query = (
-        select(InboundMessage.id)
-        .where(InboundMessage.status == "pending")
-        .where(or_(col(InboundMessage.claimed_until).is_(None), InboundMessage.claimed_until < now))
-        .order_by(col(InboundMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = [int(i) for i in session.execute(query).scalars()]
-    if ids:
-        session.execute(
-            update(InboundMessage)
-            .where(col(InboundMessage.id).in_(ids))
-            .values(claimed_until=now + timedelta(seconds=lease))
-        )
-    return ids
+    return [inbound_id for inbound_id, _ in claim_inbound_sized(session, now, lease, limit)]
+
+
+def claim_inbound_sized(
+    session: Session, now: datetime, lease: float, limit: int
+) -> list[tuple[int, int]]:
+    """``claim_inbound`` with each message's size: (id, bytes) in queue order."""
+    connection = session.connection()
+    found = connection.execute(_CLAIMABLE, {"now": now, "limit": limit})
+    claimed = [(int(inbound_id), int(size or 0)) for inbound_id, size in found]
+    if claimed:
+        until = now + timedelta(seconds=lease)
+        connection.execute(_LEASE, {"ids": [i for i, _ in claimed], "until": until})
+    return claimed
 
 
 def release_claims(session: Session, ids: list[int]) -> None:

@@ -22,6 +22,7 @@ from support.daemon import base_config, merge
 from support.mail import make_mail
 from support.servers import Sink, free_port
 
+from mailbot import worker as worker_module
 from mailbot.app import Application
 from mailbot.config import parse_settings
 from mailbot.message import parse
@@ -323,3 +324,35 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     assert runs("FROM message_ref WHERE message_ref.message_id IN") == 1
     highest = runs("SELECT max(ticket.number)")
     assert highest == (1 if app.store.dialect == "sqlite" else 0)
+
+
+def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
+    build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim reads each message's size with its id; the batch is loaded and applied
+    in groups of at most GROUP_BYTES (large messages are never all in memory at once),
+    without asking the database for the sizes again."""
+    app = build()
+    raws = [
+        make_mail(f"Sized {n}", sender=f"s{n}@customer.example", body="x" * 3000) for n in range(5)
+    ]
+    [ids] = store_copies(app, raws, 1)
+    monkeypatch.setattr(worker_module, "GROUP_BYTES", 2 * len(raws[0]) + 10)  # two a group
+    statements: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(app.store.engine, "before_cursor_execute", remember)
+    try:
+        outcomes = app.worker.process_batch()
+    finally:
+        event.remove(app.store.engine, "before_cursor_execute", remember)
+    assert [(o.inbound_id, o.outcome) for o in outcomes] == [(i, "created") for i in ids]
+    loads = [s for s in statements if s.startswith("SELECT inbound.id, inbound.received_at")]
+    assert len(loads) == 3  # groups of 2, 2 and 1
+    assert not [
+        s
+        for s in statements
+        if s.startswith("SELECT inbound.id, inbound.size FROM inbound WHERE inbound.id IN")
+    ]
