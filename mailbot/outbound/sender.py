@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from mailbot.outbound.sent_journal import SentJournal
@@ -31,6 +32,11 @@ from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
 from mailbot.store.models import OutboxMessage, Ticket
 from mailbot.store.repo import claim_outbox, mark_outbox, mark_outbox_sent
+
+# Built once: the sender runs it for every batch it claims.
+_TICKET_NUMBERS = select(Ticket.id, Ticket.number).where(
+    col(Ticket.id).in_(bindparam("ids", expanding=True))
+)
 
 # Told about every delivery attempt: (row, "sent" | "retry" | "failed", error or None).
 # The Application passes one in for metrics and health; the sender stays unaware of both.
@@ -108,12 +114,8 @@ class Sender:
         with self.store.transaction() as session:
             marked = self._take_delivered(session)
             rows = claim_outbox(session, self.clock(), self.lease_seconds, self.batch_size)
-            for row in rows:
-                session.expunge(row)
-            ticket_ids = {r.ticket_id for r in rows if r.ticket_id is not None}
-            numbers = session.execute(
-                select(Ticket.id, Ticket.number).where(col(Ticket.id).in_(ticket_ids))
-            ).all()
+            ticket_ids = sorted({r.ticket_id for r in rows if r.ticket_id is not None})
+            numbers = session.connection().execute(_TICKET_NUMBERS, {"ids": ticket_ids})
             self._refs = {i: format_reference(self.ticket_prefix, n) for i, n in numbers}
         self._marked(marked)
         if not rows:

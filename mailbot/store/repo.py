@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Integer, Select, bindparam, func, or_, text, update
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
@@ -54,6 +55,25 @@ _CLAIMABLE = (
 _LEASE = (
     update(InboundMessage)
     .where(col(InboundMessage.id).in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until"))
+)
+_DUE_OUTBOX = (
+    select(OutboxMessage.__table__)  # type: ignore[attr-defined]
+    .where(OutboxMessage.status == "pending")
+    .where(col(OutboxMessage.next_attempt_at) <= bindparam("now"))
+    .where(
+        or_(
+            col(OutboxMessage.claimed_until).is_(None),
+            col(OutboxMessage.claimed_until) < bindparam("now"),
+        )
+    )
+    .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE_OUTBOX = (
+    update(OutboxMessage)
+    .where(col(OutboxMessage.id).in_(bindparam("ids", expanding=True)))
     .values(claimed_until=bindparam("until"))
 )
 _DEDUP_KEY_SEEN = select(ThreadEntry.id).where(ThreadEntry.dedup_key == bindparam("key")).limit(1)
@@ -345,22 +365,14 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
 
 
 def claim_outbox(session: Session, now: datetime, lease: float, limit: int) -> list[OutboxMessage]:
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status == "pending")
-        .where(OutboxMessage.next_attempt_at <= now)
-        .where(or_(col(OutboxMessage.claimed_until).is_(None), OutboxMessage.claimed_until < now))
-        .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = list(session.execute(query).scalars())
+    """Lease up to ``limit`` rows due now (SKIP LOCKED where the database has it), as
+    detached rows (read with Core: the sender claims small batches often)."""
+    connection = session.connection()
+    found = connection.execute(_DUE_OUTBOX, {"now": now, "limit": limit}).mappings()
+    rows = [detached_row(OutboxMessage, dict(values)) for values in found]
     if rows:
-        session.execute(
-            update(OutboxMessage)
-            .where(col(OutboxMessage.id).in_([r.id for r in rows]))
-            .values(claimed_until=now + timedelta(seconds=lease))
-        )
+        until = now + timedelta(seconds=lease)
+        connection.execute(_LEASE_OUTBOX, {"ids": [r.id for r in rows], "until": until})
     return rows
 
 
@@ -403,6 +415,7 @@ def detached_row(model: type[RowT], values: dict[str, Any]) -> RowT:
     For rows written (or about to be written) with a Core insert; attach one to a
     session with ``make_transient_to_detached`` once its id is set.
     """
+    configure_mappers()  # at once after the first call; before it, attributes don't work
     instance = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
     data = {
         name: field.get_default(call_default_factory=True)
