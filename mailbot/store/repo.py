@@ -412,8 +412,9 @@ def detached_row(model: type[RowT], values: dict[str, Any]) -> RowT:
     """An ORM object holding ``values`` (and the model's defaults for the rest), built
     without pydantic validation or attribute events: a sixth of ``Model(**values)``.
 
-    For rows written (or about to be written) with a Core insert; attach one to a
-    session with ``make_transient_to_detached`` once its id is set.
+    For rows written (or about to be written) with a Core insert, or read with a Core
+    select; attach one to a session with ``make_transient_to_detached`` once its id is
+    set.
     """
     configure_mappers()  # at once after the first call; before it, attributes don't work
     instance = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
