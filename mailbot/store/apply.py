@@ -36,9 +36,9 @@ from mailbot.store.models import (
 from mailbot.store.repo import (
     detached_row,
     insert_ignore,
+    insert_numbered_ticket,
     insert_returning_id,
     mark_quarantined,
-    next_ticket_number,
     outbox_values,
 )
 from mailbot.store.security import record_bounce
@@ -106,16 +106,18 @@ def _same_text(full_text: str, new_text: str) -> bool:
     return full_text.replace("\r\n", "\n").strip("\n") == new_text
 
 
-def _insert_ticket(session: Session, ticket: Ticket) -> None:
-    """INSERT a new ticket and make ``ticket`` its persistent object in the session.
+def _insert_ticket(session: Session, ticket: Ticket, facts: ChunkFacts | None) -> None:
+    """INSERT a new ticket with the next number and make ``ticket`` its persistent
+    object in the session.
 
     A Core insert, then the object is attached as already stored: the ORM's unit of
     work (add + flush) cost as much again on the worker's hot path.  Later changes to
     the object (paging status, say) are UPDATEs as usual.
     """
     table = Ticket.__table__  # type: ignore[attr-defined]
-    values = {c.key: ticket.__dict__[c.key] for c in table.columns if c.key != "id"}
-    ticket.id = insert_returning_id(session, Ticket, values)
+    skipped = ("id", "number")
+    values = {c.key: ticket.__dict__[c.key] for c in table.columns if c.key not in skipped}
+    ticket.id, ticket.number = insert_numbered_ticket(session, values, facts)
     make_transient_to_detached(ticket)
     session.add(ticket)
 
@@ -299,7 +301,7 @@ def apply_decision(
         ticket = detached_row(
             Ticket,
             {
-                "number": next_ticket_number(session, facts),
+                "number": 0,  # the INSERT gives it (_insert_ticket)
                 "subject": decision.title,
                 "severity": int(decision.severity),
                 "requester": decision.requester,
@@ -309,7 +311,7 @@ def apply_decision(
         )
         if service is not None and service.clocks is not None:  # before the INSERT: one statement
             apply_service.start_clocks(ticket, now, service.clocks)
-        _insert_ticket(session, ticket)
+        _insert_ticket(session, ticket, facts)
         outcome, detail = "created", f"new {decision.severity.label} ticket; {decision.note}"
     else:
         assert isinstance(decision, AppendToTicket)

@@ -26,7 +26,7 @@ from mailbot.store.repo import (
     claim_outbox,
     enqueue,
     insert_ignore,
-    next_ticket_number,
+    insert_numbered_ticket,
 )
 
 pytestmark = pytest.mark.integration
@@ -202,19 +202,29 @@ def test_insert_on_conflict_does_nothing(store: Store) -> None:
 
 # ---------------------------------------------------------------- ticket numbers
 
+NEW_TICKET = {
+    "subject": "t",
+    "severity": 3,
+    "status": "open",
+    "created_at": NOW,
+    "updated_at": NOW,
+    "emergency_unauthorised": False,
+}
+
 ALLOCATE = """
 import sys
 from datetime import datetime
 from mailbot.store.db import Store
 from mailbot.store.models import Ticket
-from mailbot.store.repo import next_ticket_number
+from mailbot.store.repo import insert_numbered_ticket
 
 store = Store.open(sys.argv[1], busy_timeout=60.0)
 now = datetime(2025, 11, 27, 12, 0)
+values = {"subject": "p", "severity": 3, "status": "open", "created_at": now, "updated_at": now,
+          "emergency_unauthorised": False}
 for _ in range(int(sys.argv[2])):
     with store.transaction() as session:
-        number = next_ticket_number(session)
-        session.add(Ticket(number=number, subject="p", severity=3, created_at=now, updated_at=now))
+        _, number = insert_numbered_ticket(session, values)
     print(number, flush=True)
 store.dispose()
 """
@@ -231,12 +241,7 @@ def test_ticket_numbers_from_threads_and_processes_never_repeat(
         try:
             for _ in range(count):
                 with store.transaction() as session:
-                    number = next_ticket_number(session)
-                    session.add(
-                        Ticket(
-                            number=number, subject="t", severity=3, created_at=NOW, updated_at=NOW
-                        )  # fmt: skip
-                    )
+                    _, number = insert_numbered_ticket(session, NEW_TICKET)
                 with lock:
                     numbers.append(number)
         except BaseException as exc:  # noqa: BLE001

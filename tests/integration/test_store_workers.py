@@ -324,6 +324,7 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     assert runs("FROM message_ref WHERE message_ref.message_id IN") == 1
     highest = runs("SELECT max(ticket.number)")
     assert highest == (1 if app.store.dialect == "sqlite" else 0)
+    assert runs("SELECT nextval(") == 0  # PostgreSQL: in the ticket's INSERT
 
 
 def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
