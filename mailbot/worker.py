@@ -298,7 +298,7 @@ class Worker:
                 # reading for all would cost more than asking for that one.
                 if len(ready) > 1 and not self.store.writers_waiting():
                     ids = [row.id for row, _ in ready if row.id is not None]
-                    facts = ChunkFacts.read(session, ids, [mail for _, mail in ready])
+                    facts = ChunkFacts.read(session, ids, [mail for _, mail in ready], now)
                 for row, mail in ready:
                     taken.append((row, mail))
                     results.append(self._apply_in(session, row, mail, now, facts))

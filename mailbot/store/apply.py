@@ -227,6 +227,7 @@ def _add_outgoing(
     insert_ignore(session, MessageRef, [{"message_id": mail.message_id, "ticket_id": ticket.id}])
     if facts is not None:
         facts.entry_added(f"mid:{mail.message_id}", [mail.message_id], ticket.id)
+        facts.outbox_added(mail.kind, mail.recipients[0])
     return outbox_id
 
 
@@ -269,6 +270,8 @@ def _apply_bounce(
     assert ticket is not None and ticket.id is not None
     _add_inbound_entry(session, ticket, inbound_id, mail, now, "bounce", thread, facts)
     record_bounce(session, ticket, decision, now)
+    if facts is not None:
+        facts.suppressions_changed()
     detail = f"by the bounced message's Message-ID; {decision.note}"
     _finish_inbound(session, inbound_id, now, "appended", detail, ticket.id)
     return Applied("appended", format_reference(prefix, ticket.number), detail)

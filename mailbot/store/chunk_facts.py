@@ -7,24 +7,33 @@ each message made on its own become one query for the chunk:
 - which of the chunk's dedup keys a thread entry already has (screen and decide ask);
 - which tickets know the chunk's Message-IDs and the ones they reference (threading);
 - on SQLite, the highest ticket number: the transaction holds the write lock, so until it
-  commits only it adds tickets, and the next numbers are counted here.
+  commits only it adds tickets, and the next numbers are counted here;
+- for the senders, the acknowledgements sent to them in the last hour (the per-sender
+  limit) and whether they bounced recently (suppression).
 
 The facts stay true for the transaction because it tells them its own changes (a thread
-entry and its Message-IDs added, a number taken).  On PostgreSQL another daemon may
-commit a twin of a message after the read, as it could after the per-message read: the
-unique dedup key refuses the second insert, and the chunk is redone one message per
-transaction, where the twin is found.
+entry and its Message-IDs added, a number taken, an acknowledgement queued; a bounce
+makes them forget the suppressions, which are then asked for one by one).  On
+PostgreSQL another daemon may commit a twin of a message after the read, as it could
+after the per-message read: the unique dedup key refuses the second insert, and the
+chunk is redone one message per transaction, where the twin is found.  What another
+daemon commits for the same sender meanwhile (an acknowledgement, a bounce) counts from
+the next chunk, a few milliseconds later; the per-message reads could not see what it
+had not committed either.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from mailbot.message import InboundMail
-from mailbot.store.models import InboundMessage, ThreadEntry
+from mailbot.pipeline.decide import ACK_WINDOW_SECONDS
+from mailbot.store.models import InboundMessage, OutboxMessage, Suppression, ThreadEntry
 from mailbot.store.repo import tickets_of_message_ids
 
 # Built once: on the hot path building a statement costs more than running it.
@@ -36,6 +45,18 @@ _STATUSES = (
 )
 _KEYS_SEEN = select(ThreadEntry.dedup_key).where(
     col(ThreadEntry.dedup_key).in_(bindparam("keys", expanding=True))
+)
+_ACKS_SINCE = (
+    select(OutboxMessage.recipient, func.count())
+    .where(OutboxMessage.kind == "ack")
+    .where(col(OutboxMessage.recipient).in_(bindparam("addresses", expanding=True)))
+    .where(col(OutboxMessage.created_at) >= bindparam("since"))
+    .group_by(col(OutboxMessage.recipient))
+)
+_SUPPRESSED = (
+    select(Suppression.address)
+    .where(col(Suppression.address).in_(bindparam("addresses", expanding=True)))
+    .where(col(Suppression.until) > bindparam("now"))
 )
 
 
@@ -54,10 +75,19 @@ class ChunkFacts:
         self._asked_keys, self._seen_keys = keys
         self._asked_ids, self._refs = refs
         self._last_number: int | None = None
+        self._senders: set[str] = set()
+        self._acks: Counter[str] = Counter()
+        self._acks_since: datetime | None = None
+        self._suppression_asked: set[str] | None = None
+        self._suppressed: set[str] = set()
 
     @classmethod
     def read(
-        cls, session: Session, inbound_ids: Iterable[int], mails: Iterable[InboundMail]
+        cls,
+        session: Session,
+        inbound_ids: Iterable[int],
+        mails: list[InboundMail],
+        now: datetime,
     ) -> ChunkFacts:
         connection = session.connection()
         found = connection.execute(_STATUSES, {"ids": list(inbound_ids)})
@@ -71,7 +101,22 @@ class ChunkFacts:
                 message_ids.add(mail.message_id)
         seen = set(connection.execute(_KEYS_SEEN, {"keys": sorted(keys)}).scalars())
         refs = tickets_of_message_ids(session, sorted(message_ids))
-        return cls(statuses, (keys, seen), (message_ids, refs))
+        facts = cls(statuses, (keys, seen), (message_ids, refs))
+        facts._read_senders(session, {m.from_address for m in mails if m.from_address}, now)
+        return facts
+
+    def _read_senders(self, session: Session, senders: set[str], now: datetime) -> None:
+        if not senders:
+            return
+        connection = session.connection()
+        since = now - timedelta(seconds=ACK_WINDOW_SECONDS)
+        found = connection.execute(_ACKS_SINCE, {"addresses": sorted(senders), "since": since})
+        self._acks.update({address: int(count) for address, count in found})
+        self._senders, self._acks_since = senders, since
+        lowered = {address.strip().lower() for address in senders}
+        values = {"addresses": sorted(lowered), "now": now}
+        self._suppressed = set(connection.execute(_SUPPRESSED, values).scalars())
+        self._suppression_asked = lowered
 
     def status(self, inbound_id: int) -> str | None:
         """The row's status when the chunk began (None: no such row)."""
@@ -99,6 +144,28 @@ class ChunkFacts:
         for mid in message_ids:
             if mid in self._asked_ids:
                 self._refs.setdefault(mid, ticket_id)
+
+    def knows_acks_to(self, address: str, since: datetime) -> bool:
+        return since == self._acks_since and address in self._senders
+
+    def acks_to(self, address: str) -> int:
+        """Acknowledgements to ``address`` since the hour's start (``knows_acks_to``)."""
+        return self._acks[address]
+
+    def outbox_added(self, kind: str, recipient: str) -> None:
+        if kind == "ack" and recipient in self._senders:
+            self._acks[recipient] += 1
+
+    def knows_suppression(self, address: str) -> bool:
+        """``address`` lower-cased, as suppressions are kept."""
+        return self._suppression_asked is not None and address in self._suppression_asked
+
+    def is_suppressed(self, address: str) -> bool:
+        return address in self._suppressed
+
+    def suppressions_changed(self) -> None:
+        """A bounce added suppressions: from now on they are asked for one by one."""
+        self._suppression_asked = None
 
     def counted_number(self, highest: Callable[[], int]) -> int:
         """The next ticket number: ``highest()`` read once, then counted (SQLite only)."""

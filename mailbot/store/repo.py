@@ -350,6 +350,12 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
                 return self.ticket_by_id(refs[mid])
         return None
 
+    def is_suppressed(self, address: str) -> bool:
+        lowered = address.strip().lower()
+        if self.facts is not None and self.facts.knows_suppression(lowered):
+            return self.facts.is_suppressed(lowered)
+        return super().is_suppressed(address)
+
     def is_participant(self, ticket_id: int, address: str | None) -> bool:
         """Whether ``address`` (any case) takes part in the ticket: requester, Cc'd or staff."""
         if not address:
@@ -359,6 +365,8 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
 
     def acks_sent_since(self, address: str, seconds: float) -> int:
         since = self.now - timedelta(seconds=seconds)
+        if self.facts is not None and self.facts.knows_acks_to(address, since):
+            return self.facts.acks_to(address)
         values = {"address": address, "since": since}
         return int(self.session.connection().execute(_ACKS_TO_SINCE, values).scalar_one())
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from corpus.builders import dsn
 from sqlalchemy import event, func, select, text
 from sqlmodel import Session
 from support.daemon import base_config, merge
@@ -357,3 +358,41 @@ def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
         for s in statements
         if s.startswith("SELECT inbound.id, inbound.size FROM inbound WHERE inbound.id IN")
     ]
+
+
+def _enqueue(app: Application, raw: bytes, mail_from: str) -> int:
+    with app.store.transaction() as session:
+        return enqueue(session, source="smtp", raw=raw, now=NOW, mail_from=mail_from, rcpt_to=RCPT)
+
+
+def test_a_chunk_counts_its_own_acknowledgements_against_the_per_sender_limit(build) -> None:
+    """The per-sender count of acknowledgements is read once for a chunk; the ones the
+    chunk itself queues count too."""
+    app = build()
+    app.worker.policy = dataclasses.replace(app.worker.policy, max_acks_per_sender_per_hour=3)
+    store_copies(app, [make_mail("Problem 0", sender="busy@customer.example")], 1)
+    assert [o.outcome for o in app.worker.process_batch()] == ["created"]  # one ack before
+    raws = [make_mail(f"Problem {n}", sender="busy@customer.example") for n in range(1, 5)]
+    [ids] = store_copies(app, raws, 1)
+    outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
+    assert [outcomes[i].outcome for i in ids] == ["created"] * 4
+    assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 3
+    assert "per-sender limit reached (3 in the last hour)" in outcomes[ids[2]].detail
+
+
+def test_a_bounce_early_in_a_chunk_suppresses_acknowledgements_later_in_it(build) -> None:
+    """Suppressions are read once for a chunk; a bounce in the chunk adds one, and the
+    sender's next message in the same chunk gets no acknowledgement."""
+    app = build()
+    alice = "alice@customer.example"
+    _enqueue(app, make_mail("[High] Export fails", sender=alice), alice)
+    assert [o.outcome for o in app.worker.process_batch()] == ["created"]
+    with app.store.transaction() as session:
+        ack_id = session.execute(select(OutboxMessage.message_id)).scalar_one()
+    bounce_id = _enqueue(app, dsn(ack_id.strip("<>"), alice, mid="dsn-9@mx.customer.example"), "")
+    again_id = _enqueue(app, make_mail("Another problem", sender=alice), alice)
+    outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
+    assert outcomes[bounce_id].outcome == "appended"
+    assert outcomes[again_id].outcome == "created"
+    assert "bounced recently" in outcomes[again_id].detail
+    assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 1
