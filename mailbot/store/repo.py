@@ -44,43 +44,41 @@ _INBOUND_STATUS = (
     .where(col(InboundMessage.id) == bindparam("inbound_id"))
     .with_for_update()
 )
+
+
+def _not_leased(model: type[InboundMessage] | type[OutboxMessage]) -> Any:
+    """A queue row nobody holds: never leased, or its lease (``claimed_until``) ran out."""
+    return or_(col(model.claimed_until).is_(None), col(model.claimed_until) < bindparam("now"))
+
+
+def _lease(model: type[InboundMessage] | type[OutboxMessage]) -> Any:
+    """Lease the rows ``ids`` until ``until``."""
+    return (
+        update(model)
+        .where(col(model.id).in_(bindparam("ids", expanding=True)))
+        .values(claimed_until=bindparam("until"))
+    )
+
+
 _CLAIMABLE = (
     select(InboundMessage.id, InboundMessage.size)
     .where(InboundMessage.status == "pending")
-    .where(
-        or_(
-            col(InboundMessage.claimed_until).is_(None),
-            col(InboundMessage.claimed_until) < bindparam("now"),
-        )
-    )
+    .where(_not_leased(InboundMessage))
     .order_by(col(InboundMessage.id))
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_LEASE = (
-    update(InboundMessage)
-    .where(col(InboundMessage.id).in_(bindparam("ids", expanding=True)))
-    .values(claimed_until=bindparam("until"))
-)
+_LEASE = _lease(InboundMessage)
 _DUE_OUTBOX = (
     select(OutboxMessage.__table__)  # type: ignore[attr-defined]
     .where(OutboxMessage.status == "pending")
     .where(col(OutboxMessage.next_attempt_at) <= bindparam("now"))
-    .where(
-        or_(
-            col(OutboxMessage.claimed_until).is_(None),
-            col(OutboxMessage.claimed_until) < bindparam("now"),
-        )
-    )
+    .where(_not_leased(OutboxMessage))
     .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_LEASE_OUTBOX = (
-    update(OutboxMessage)
-    .where(col(OutboxMessage.id).in_(bindparam("ids", expanding=True)))
-    .values(claimed_until=bindparam("until"))
-)
+_LEASE_OUTBOX = _lease(OutboxMessage)
 _DEDUP_KEY_SEEN = select(ThreadEntry.id).where(ThreadEntry.dedup_key == bindparam("key")).limit(1)
 _REFS_OF = select(MessageRef.message_id, MessageRef.ticket_id).where(
     col(MessageRef.message_id).in_(bindparam("ids", expanding=True))
