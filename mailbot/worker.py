@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +19,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from mailbot.batching import size_groups
 from mailbot.message import InboundMail, parse
 from mailbot.pipeline.authenticity import strip_internal_headers
 from mailbot.pipeline.decide import IgnoreMessage, NewTicket, Policy, decide
@@ -150,7 +151,7 @@ class Worker:
             self.on_claimed(ids)
         return self.process_ids(ids, dict(claimed))
 
-    def process_ids(self, ids: list[int], sizes: dict[int, int] | None = None) -> list[Outcome]:
+    def process_ids(self, ids: list[int], sizes: dict[int, int]) -> list[Outcome]:
         """Process these (claimed) messages in order, as ``process_batch`` does.
 
         A few at a time (``GROUP_MESSAGES``, ``GROUP_BYTES``): loaded, prepared, applied.
@@ -158,7 +159,7 @@ class Worker:
         of them, and a batch of large messages is never in memory at once.
         """
         outcomes: list[Outcome] = []
-        for group in self._groups(ids, sizes):
+        for group in size_groups(ids, sizes, GROUP_BYTES, most=GROUP_MESSAGES):
             rows = self._load_many(group)
             outcomes += self.apply_prepared([(row, self._prepare(row)) for row in rows])
         return outcomes
@@ -179,28 +180,6 @@ class Worker:
             else:
                 ready.append((row, prepared))
         return outcomes + self._apply_batch(ready)
-
-    def _groups(self, ids: list[int], sizes: dict[int, int] | None) -> Iterator[list[int]]:
-        """``ids`` in order, cut into groups of a few messages and a bounded size
-        (``sizes``: their sizes when the claim already read them)."""
-        if not ids:
-            return
-        if sizes is None:
-            with self.store.read() as session:
-                query = select(InboundMessage.id, InboundMessage.size).where(
-                    col(InboundMessage.id).in_(ids)
-                )
-                sizes = {int(i): int(size or 0) for i, size in session.execute(query)}
-        group: list[int] = []
-        total = 0
-        for inbound_id in ids:
-            size = sizes.get(inbound_id, 0)
-            if group and (len(group) >= GROUP_MESSAGES or total + size > GROUP_BYTES):
-                yield group
-                group, total = [], 0
-            group.append(inbound_id)
-            total += size
-        yield group
 
     def _load_many(self, ids: list[int]) -> list[InboundMessage]:
         """The pending rows among ``ids``, detached (read with Core: the ORM's loading

@@ -14,14 +14,14 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import timedelta
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
+from mailbot.batching import chunks
 from mailbot.commands.backlog import open_backlog
 from mailbot.commands.common import (
     EX_OK,
@@ -53,12 +53,6 @@ IMPORT_LOCK_HOLD = 0.5
 IMPORT_CACHE_KIB = 16 * 1024
 
 
-def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path)
     total, messages = open_backlog(path)
@@ -73,7 +67,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(settings, cache_kib=IMPORT_CACHE_KIB)
         app = build_application(settings, store)
         app.worker.max_lock_hold = IMPORT_LOCK_HOLD
-        counts = _import(args, settings, app, total, pool.prepared(_chunks(messages, CHUNK)))
+        counts = _import(args, settings, app, total, pool.prepared(chunks(messages, CHUNK)))
     order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
     parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
     print(f"imported {total} message(s) from {path}: " + ", ".join(parts))

@@ -25,6 +25,7 @@ from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from types import TracebackType
 
+from mailbot.batching import chunks as in_pieces
 from mailbot.commands.deliver import guess_sender
 from mailbot.message import InboundMail
 from mailbot.pipeline.limits import Limits
@@ -129,9 +130,9 @@ class PreparePool:
         """(chunk number, piece, its messages prepared) in mailbox order."""
         work = partial(prepare_raw, limits=self._limits, thread=self._thread)
         source = (
-            (index, chunk[start : start + PIECE])
+            (index, piece)
             for index, chunk in enumerate(chunks)
-            for start in range(0, len(chunk), PIECE)
+            for piece in in_pieces(chunk, PIECE)
         )
         # In mailbox order: pieces with the pool (AsyncResult of the file its results are
         # in) and pieces prepared here.

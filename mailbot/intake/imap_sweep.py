@@ -13,7 +13,7 @@ groups of at most ``FETCH_BYTES``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -22,6 +22,7 @@ from urllib.parse import quote
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
+from mailbot.batching import chunks, size_groups
 from mailbot.intake.imap_conn import ImapConfig
 from mailbot.store.db import is_transient
 
@@ -61,26 +62,6 @@ def origin_url(cfg: ImapConfig, uidvalidity: int, uid: int) -> str:
     user = quote(cfg.username, safe="")
     folder = quote(cfg.folder, safe="/")
     return f"imap://{user}@{cfg.host}:{cfg.port}/{folder};UIDVALIDITY={uidvalidity}/;UID={uid}"
-
-
-def chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def size_groups(uids: Iterable[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
-    """Consecutive groups whose sizes add up to at most ``limit`` (or one big message)."""
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes[uid]
-        if group and total + size > limit:
-            yield group
-            group, total = [], 0
-        group.append(uid)
-        total += size
-    if group:
-        yield group
 
 
 def return_path(raw: bytes) -> str | None:

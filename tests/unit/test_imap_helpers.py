@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mailbot.batching import chunks, size_groups
 from mailbot.config import parse_settings
 from mailbot.errors import ConfigError
 from mailbot.intake.imap_conn import ImapConfig, describe_error, imap_config
-from mailbot.intake.imap_sweep import chunks, origin_url, return_path, size_groups
+from mailbot.intake.imap_sweep import origin_url, return_path
 
 BASE = {
     "mailbot": {"support_address": "support@example.com"},
@@ -127,6 +128,12 @@ def test_size_groups_bound_the_bytes_per_fetch() -> None:
     sizes = {1: 40, 2: 40, 3: 40, 4: 500, 5: 10}
     assert list(size_groups([1, 2, 3, 4, 5], sizes, 100)) == [[1, 2], [3], [4], [5]]
     assert list(size_groups([], {}, 100)) == []
+
+
+def test_size_groups_can_also_bound_the_count() -> None:
+    sizes = {n: 10 for n in range(1, 6)}
+    assert list(size_groups(range(1, 6), sizes, 100, most=2)) == [[1, 2], [3, 4], [5]]
+    assert list(size_groups(range(1, 6), sizes, 25, most=4)) == [[1, 2], [3, 4], [5]]
 
 
 @pytest.mark.parametrize(
