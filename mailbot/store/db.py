@@ -12,6 +12,15 @@ PostgreSQL).  That is still safe when the process is killed; only a power loss o
 operating-system crash can take back such a commit, and then the message is processed
 again or the acknowledgement sent again with its same Message-ID.  The next durable
 commit (the next message received) makes everything before it durable too.
+
+Lazy transactions run on a pool of their own whose connections are set lazy once, when
+they connect: no statement per transaction to switch, and no connection whose setting a
+rolled-back ``SET`` could leave other than it seems.
+
+PostgreSQL connections are pinged only when they come out of the pool after being idle
+(``IDLE_PING_AFTER``): a connection in steady use is known to be alive, and a ping
+before every transaction was a round trip per transaction.  A connection that broke
+in use fails its transaction, which the caller retries (a 451, a retry later).
 """
 
 from __future__ import annotations
@@ -24,9 +33,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, make_url, text
+from sqlalchemy import URL, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlmodel import Session, create_engine
 
 from mailbot.store import models  # noqa: F401  (registers the tables)
@@ -34,11 +43,12 @@ from mailbot.store.schema import ensure_schema
 from mailbot.store.writer_lock import WriterLock, lock_path
 
 READONLY_OPTION = "mailbot_readonly"
-LAZY_OPTION = "mailbot_lazy_commit"
 
 
 # SQLite's page cache per connection of the daemon (see _configure_sqlite).
 DAEMON_CACHE_KIB = 256
+# Seconds in the pool after which a PostgreSQL connection is pinged before use.
+IDLE_PING_AFTER = 1.0
 
 
 def utcnow() -> datetime:
@@ -61,7 +71,7 @@ def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
             time.sleep(0.01)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int, lazy: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -69,6 +79,7 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int) -> No
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         _enable_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA synchronous = {'NORMAL' if lazy else 'FULL'}")
         # 256 KiB of page cache (``DAEMON_CACHE_KIB``) instead of 2 MB.  In WAL mode a
         # connection drops its whole cache when another connection has written since its
         # last transaction, which with the listener and the worker process writing is
@@ -79,16 +90,39 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int) -> No
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        options = connection.get_execution_options()
-        if options.get(READONLY_OPTION, False):
-            connection.exec_driver_sql("BEGIN")
+        readonly = connection.get_execution_options().get(READONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _ping_when_idle(engine: Engine, after: float) -> None:
+    """Ping a connection before use only when it sat in the pool for ``after`` seconds
+    (SQLAlchemy's ``pool_pre_ping`` pings before every checkout); a dead one is
+    replaced by the pool (``DisconnectionError``)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since < after:
             return
-        synchronous = "NORMAL" if options.get(LAZY_OPTION, False) else "FULL"
-        info = connection.connection.info
-        if info.get("synchronous") != synchronous:  # a pragma only outside transactions
-            connection.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
-            info["synchronous"] = synchronous
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"connection found dead after idling: {exc}") from exc
+
+
+def _with_lazy_commits(url: str) -> URL:
+    """``url`` whose connections start with ``synchronous_commit = off`` (the server
+    options already in it, such as a search_path, kept)."""
+    parsed = make_url(url)
+    options = parsed.query.get("options", "")
+    if not isinstance(options, str):  # given twice in the URL
+        options = " ".join(options)
+    return parsed.update_query_dict({"options": f"{options} -c synchronous_commit=off".strip()})
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -98,15 +132,20 @@ def _ensure_sqlite_directory(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, busy_timeout: float = 5.0, cache_kib: int = DAEMON_CACHE_KIB) -> Engine:
+def make_engine(
+    url: str, busy_timeout: float = 5.0, cache_kib: int = DAEMON_CACHE_KIB, lazy: bool = False
+) -> Engine:
+    """An engine for ``url``; ``lazy``: its commits do not wait for the disk."""
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
         )
-        _configure_sqlite(engine, busy_timeout, cache_kib)
+        _configure_sqlite(engine, busy_timeout, cache_kib, lazy)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(_with_lazy_commits(url) if lazy else url)
+    _ping_when_idle(engine, IDLE_PING_AFTER)
+    return engine
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -117,10 +156,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Store:
-    """The engine plus a way to run one transaction."""
+    """The engines plus a way to run one transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lazy_engine: Engine | None = None) -> None:
         self.engine = engine
+        # Transactions with durable=False, and reads (see the module's note).
+        self.lazy_engine = lazy_engine or engine
         # SQLite has one writer at a time: writers queue on a lock that wakes the next
         # one at once (mailbot/store/writer_lock.py).
         self._write_lock: WriterLock | None = (
@@ -140,7 +181,10 @@ class Store:
         (unless ``create`` is false), one at another revision raises ``SchemaError``
         (unless ``check`` is false: ``mailbot db`` looks at it itself).  ``cache_kib``:
         SQLite's page cache per connection."""
-        store = cls(make_engine(url, busy_timeout, cache_kib))
+        store = cls(
+            make_engine(url, busy_timeout, cache_kib),
+            make_engine(url, busy_timeout, cache_kib, lazy=True),
+        )
         if check:
             try:
                 ensure_schema(store.engine, create=create)
@@ -166,15 +210,13 @@ class Store:
         (an SMTP client for its 250); on SQLite it goes before this process's other
         writers (mailbot/store/writer_lock.py).
         """
-        bind = self.engine if durable else self.engine.execution_options(**{LAZY_OPTION: True})
+        bind = self.engine if durable else self.lazy_engine
         lock = self._write_lock
         with (
             (lock.urgent() if urgent else lock) if lock else contextlib.nullcontext(),
             Session(bind, expire_on_commit=False) as session,
             session.begin(),
         ):
-            if not durable and self.dialect == "postgresql":
-                session.execute(text("SET LOCAL synchronous_commit = off"))
             yield session
 
     def writers_waiting(self) -> bool:
@@ -185,11 +227,12 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only unit of work: on SQLite it takes no write lock (plain BEGIN)."""
-        bind = self.engine.execution_options(**{READONLY_OPTION: True})
+        bind = self.lazy_engine.execution_options(**{READONLY_OPTION: True})
         with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.lazy_engine.dispose()
         if self._write_lock is not None:
             self._write_lock.close()

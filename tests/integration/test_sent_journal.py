@@ -173,10 +173,12 @@ def test_a_batch_is_marked_sent_with_the_next_claim(store: Store) -> None:
     sink.start()
     writes: list[str] = []
 
-    @event.listens_for(store.engine, "before_cursor_execute")
     def _count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
         if statement.startswith("BEGIN IMMEDIATE"):
             writes.append(statement)
+
+    for engine in (store.engine, store.lazy_engine):  # durable and lazy transactions
+        event.listen(engine, "before_cursor_execute", _count)
 
     try:
         sender = _sender(store, sink.port, lease=120.0)

@@ -298,11 +298,14 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         statements.append(" ".join(statement.split()))
 
-    event.listen(app.store.engine, "before_cursor_execute", remember)
+    engines = (app.store.engine, app.store.lazy_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", remember)
     try:
         outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
     finally:
-        event.remove(app.store.engine, "before_cursor_execute", remember)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", remember)
 
     assert [outcomes[i].outcome for i in ids] == [
         "created", "created", "created", "ignored", "appended", "appended", "appended",
@@ -346,11 +349,14 @@ def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
     def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         statements.append(" ".join(statement.split()))
 
-    event.listen(app.store.engine, "before_cursor_execute", remember)
+    engines = (app.store.engine, app.store.lazy_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", remember)
     try:
         outcomes = app.worker.process_batch()
     finally:
-        event.remove(app.store.engine, "before_cursor_execute", remember)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", remember)
     assert [(o.inbound_id, o.outcome) for o in outcomes] == [(i, "created") for i in ids]
     loads = [s for s in statements if s.startswith("SELECT inbound.id, inbound.received_at")]
     assert len(loads) == 3  # groups of 2, 2 and 1
