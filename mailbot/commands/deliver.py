@@ -59,16 +59,23 @@ def _header_block(raw: bytes) -> bytes:
 
 
 def guess_sender(raw: bytes) -> str:
-    """The envelope sender when the MTA did not pass one: Return-Path, else From.
+    """The envelope sender when the MTA did not pass one: Return-Path, else From."""
+    headers = BytesHeaderParser().parsebytes(_header_block(raw))
+    return_path = headers.get("Return-Path")
+    return sender_from(
+        None if return_path is None else str(return_path), str(headers.get("From", ""))
+    )
+
+
+def sender_from(return_path: str | None, from_header: str) -> str:
+    """The envelope sender a message's Return-Path gives, else its From address.
 
     An empty string means the null sender (a bounce), which the pipeline never answers,
     so "unknown" must not become "": the From address is the better guess.
     """
-    headers = BytesHeaderParser().parsebytes(_header_block(raw))
-    return_path = headers.get("Return-Path")
     if return_path is not None:
-        return parseaddr(str(return_path))[1]
-    return parseaddr(str(headers.get("From", "")))[1]
+        return parseaddr(return_path)[1]
+    return parseaddr(from_header)[1]
 
 
 def _one_line(exc: BaseException) -> str:
