@@ -36,7 +36,7 @@ from mailbot.store.leader import (
     StandbyAware,
     imap_lock_name,
 )
-from mailbot.store.repo import enqueue, release_claims
+from mailbot.store.repo import enqueue_many, inbound_values, release_claims
 from mailbot.worker import Outcome
 from mailbot.worker_process import WorkerProcess, WorkerUnavailable
 from mailbot.worker_setup import WorkerParts
@@ -127,19 +127,19 @@ class Application:
     def store_raw_many(self, messages: list[RawMessage]) -> list[int]:
         """Several received messages in one transaction (mailbot/intake/group_commit.py)."""
         now = self.clock()
-        with self.store.transaction(urgent=True) as session:
-            return [
-                enqueue(
-                    session,
-                    source=m.source,
-                    raw=m.raw,
-                    now=now,
-                    mail_from=m.mail_from,
-                    rcpt_to=m.rcpt_to,
-                    send_ack=m.send_ack,
-                )
-                for m in messages
-            ]
+        rows = [
+            inbound_values(
+                source=m.source,
+                raw=m.raw,
+                now=now,
+                mail_from=m.mail_from,
+                rcpt_to=m.rcpt_to,
+                send_ack=m.send_ack,
+            )
+            for m in messages
+        ]
+        with self.store.transaction(urgent=True, single_statement=True) as session:
+            return enqueue_many(session, rows)
 
     async def store_raw(self, source: str, mail_from: str, rcpt_to: list[str], raw: bytes) -> int:
         """Store one received message; returns when its 250 may go (mailbot/intake/pacing.py:

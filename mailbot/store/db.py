@@ -162,6 +162,15 @@ class Store:
         self.engine = engine
         # Transactions with durable=False, and reads (see the module's note).
         self.lazy_engine = lazy_engine or engine
+        # Single statements on PostgreSQL, by durability (see ``transaction``).
+        self._autocommit = (
+            {
+                durable: bound.execution_options(isolation_level="AUTOCOMMIT")
+                for durable, bound in ((True, self.engine), (False, self.lazy_engine))
+            }
+            if engine.dialect.name == "postgresql"
+            else {}
+        )
         # SQLite has one writer at a time: writers queue on a lock that wakes the next
         # one at once (mailbot/store/writer_lock.py).
         self._write_lock: WriterLock | None = (
@@ -202,15 +211,22 @@ class Store:
         ensure_schema(self.engine, create=True)
 
     @contextmanager
-    def transaction(self, durable: bool = True, urgent: bool = False) -> Iterator[Session]:
+    def transaction(
+        self, durable: bool = True, urgent: bool = False, single_statement: bool = False
+    ) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception.
 
         ``durable=False``: the commit does not wait for the disk (see the module's note);
         only for work that is redone when it is lost.  ``urgent``: someone waits for it
         (an SMTP client for its 250); on SQLite it goes before this process's other
-        writers (mailbot/store/writer_lock.py).
+        writers (mailbot/store/writer_lock.py).  ``single_statement``: the unit is one
+        statement, which PostgreSQL then runs as its own transaction (autocommit): no
+        BEGIN and COMMIT round trips.  A second statement would commit apart from the
+        first, so only for work that is one statement.
         """
         bind = self.engine if durable else self.lazy_engine
+        if single_statement and self.dialect == "postgresql":
+            bind = self._autocommit[durable]
         lock = self._write_lock
         with (
             (lock.urgent() if urgent else lock) if lock else contextlib.nullcontext(),

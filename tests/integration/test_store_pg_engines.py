@@ -1,4 +1,5 @@
-"""PostgreSQL: durable and lazy transactions on pools of their own; pings only after idling.
+"""PostgreSQL: durable and lazy transactions on pools of their own; pings only after idling;
+a single statement without BEGIN and COMMIT.
 
 Lazy transactions (``durable=False``) run on connections that start with
 ``synchronous_commit = off``; durable ones never do.  A pooled connection is pinged only
@@ -10,14 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, select, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
+from support.daemon import base_config, merge
+from support.mail import make_mail
+from support.servers import free_port
 
+from mailbot.app import Application
+from mailbot.config import parse_settings
+from mailbot.intake.group_commit import RawMessage
 from mailbot.store import db
 from mailbot.store.db import Store
+from mailbot.store.models import InboundMessage
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +111,56 @@ def test_a_connection_in_steady_use_is_not_pinged(
         _backend(session)
     with store.transaction(durable=False) as session:
         assert _backend(session) != first
+
+
+def _probe_rows(store: Store) -> list[int]:
+    with store.read() as session:
+        return list(session.execute(text("SELECT x FROM probe ORDER BY x")).scalars())
+
+
+def test_a_single_statement_is_its_own_transaction_and_the_pool_forgets_it(
+    open_store: Callable[[float], Store],
+) -> None:
+    """No BEGIN/COMMIT round trips: the statement commits by itself (durably), which a
+    failure after it shows; the same pooled connection is transactional again after."""
+    store = open_store(STEADY)
+    with store.transaction() as session:
+        session.execute(text("CREATE TABLE probe (x INTEGER)"))
+    with pytest.raises(RuntimeError), store.transaction(single_statement=True) as session:
+        assert _setting(session, "synchronous_commit") == "on"
+        session.execute(text("INSERT INTO probe VALUES (1)"))
+        first = session.connection().connection.dbapi_connection
+        raise RuntimeError("after the statement")
+    assert _probe_rows(store) == [1]  # committed on its own
+    with pytest.raises(RuntimeError), store.transaction() as session:
+        session.execute(text("INSERT INTO probe VALUES (2)"))
+        assert session.connection().connection.dbapi_connection is first
+        raise RuntimeError("rolled back")
+    assert _probe_rows(store) == [1]
+
+
+def test_the_listener_stores_a_group_in_one_statement_in_order(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    config = merge(base_config(tmp_path, free_port(), None), {"database": {"url": postgres_url}})
+    app = Application(parse_settings(config, tmp_path))
+    statements: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(app.store.engine, "before_cursor_execute", remember)
+    try:
+        raws = [make_mail(f"group {n}", sender=f"s{n}@customer.example") for n in range(3)]
+        ids = app.store_raw_many(
+            [RawMessage("smtp", f"s{n}@x", ["s@x"], r) for n, r in enumerate(raws)]
+        )
+    finally:
+        event.remove(app.store.engine, "before_cursor_execute", remember)
+    try:
+        assert len(statements) == 1 and statements[0].startswith("INSERT INTO inbound")
+        with app.store.read() as session:
+            stored = dict(session.execute(select(InboundMessage.id, InboundMessage.raw)).all())
+        assert [stored[i] for i in ids] == raws
+    finally:
+        app.store.dispose()
