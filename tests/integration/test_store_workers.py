@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -115,6 +116,24 @@ def in_thread(fn: Callable[[], Outcome]) -> tuple[threading.Thread, list]:
     thread = threading.Thread(target=run)
     thread.start()
     return thread, result
+
+
+@contextmanager
+def statements_of(store: Store) -> Iterator[list[str]]:
+    """The SQL the block runs on both of the store's engines (durable and lazy), in order."""
+    statements: list[str] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    engines = (store.engine, store.lazy_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", remember)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", remember)
 
 
 def test_twin_deliveries_processed_by_two_workers_make_one_ticket_each(build) -> None:
@@ -293,19 +312,8 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     app.worker.max_lock_hold = 60.0  # ... not cut short by time on a slow machine
     [ids] = store_copies(app, chunk, 1)
 
-    statements: list[str] = []
-
-    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
-    engines = (app.store.engine, app.store.lazy_engine)
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", remember)
-    try:
+    with statements_of(app.store) as statements:
         outcomes = {o.inbound_id: o for o in app.worker.process_batch()}
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", remember)
 
     assert [outcomes[i].outcome for i in ids] == [
         "created", "created", "created", "ignored", "appended", "appended", "appended",
@@ -344,19 +352,8 @@ def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
     ]
     [ids] = store_copies(app, raws, 1)
     monkeypatch.setattr(worker_module, "GROUP_BYTES", 2 * len(raws[0]) + 10)  # two a group
-    statements: list[str] = []
-
-    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
-    engines = (app.store.engine, app.store.lazy_engine)
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", remember)
-    try:
+    with statements_of(app.store) as statements:
         outcomes = app.worker.process_batch()
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", remember)
     assert [(o.inbound_id, o.outcome) for o in outcomes] == [(i, "created") for i in ids]
     loads = [s for s in statements if s.startswith("SELECT inbound.id, inbound.received_at")]
     assert len(loads) == 3  # groups of 2, 2 and 1
