@@ -36,7 +36,7 @@ from benchmarks.workload import SUPPORT, Generator
 # (label, module, attribute path): what to time, innermost wins.
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("intake: store raw (txn)", "mailbot.app", "Application.store_raw_sync"),
-    ("intake: enqueue (INSERT)", "mailbot.app", "enqueue"),
+    ("intake: enqueue (INSERT)", "mailbot.app", "enqueue_many"),
     ("worker: claim batch", "mailbot.worker", "claim_inbound_sized"),
     ("worker: load row (txn)", "mailbot.worker", "Worker._load"),
     ("worker: parse (mail-parser)", "mailbot.worker", "parse"),
@@ -48,7 +48,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("worker: Cc copies (DB)", "mailbot.store.threads", "copies"),
     ("worker: log line", "mailbot.worker", "Worker._logged"),
     ("worker: rest of process_one", "mailbot.worker", "Worker.process_one"),
-    ("sender: claim batch", "mailbot.outbound.sender", "claim_outbox"),
+    ("sender: claim batch", "mailbot.outbound.sender", "claim_outbox_numbered"),
     ("sender: relay connect", "mailbot.outbound.transports", "SmtpTransport._connect"),
     ("sender: relay send", "mailbot.outbound.transports", "SmtpTransport.send"),
     ("sender: relay quit", "mailbot.outbound.transports", "SmtpTransport.close"),

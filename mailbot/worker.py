@@ -142,7 +142,7 @@ class Worker:
         A group's decisions are applied in one transaction (``_apply_chunk``); one commit
         per group instead of several per message is much of the worker's throughput.
         """
-        with self.store.transaction(durable=False) as session:
+        with self.store.transaction(durable=False, single_statement=True) as session:
             claimed = claim_inbound_sized(
                 session, self.clock(), self.lease_seconds, self.batch_size
             )
@@ -184,7 +184,7 @@ class Worker:
     def _load_many(self, ids: list[int]) -> list[InboundMessage]:
         """The pending rows among ``ids``, detached (read with Core: the ORM's loading
         cost as much as the rest of a small batch's overhead)."""
-        with self.store.read() as session:
+        with self.store.read(single_statement=True) as session:
             found = session.connection().execute(_PENDING_ROWS, {"ids": ids}).mappings()
             return [detached_row(InboundMessage, dict(values)) for values in found]
 

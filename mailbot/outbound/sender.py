@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from mailbot.outbound.sent_journal import SentJournal
 from mailbot.outbound.transports import (
@@ -30,13 +29,8 @@ from mailbot.outbound.transports import (
 )
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
-from mailbot.store.models import OutboxMessage, Ticket
-from mailbot.store.repo import claim_outbox, mark_outbox, mark_outbox_sent
-
-# Built once: the sender runs it for every batch it claims.
-_TICKET_NUMBERS = select(Ticket.id, Ticket.number).where(
-    col(Ticket.id).in_(bindparam("ids", expanding=True))
-)
+from mailbot.store.models import OutboxMessage
+from mailbot.store.repo import claim_outbox_numbered, mark_outbox, mark_outbox_sent
 
 # Told about every delivery attempt: (row, "sent" | "retry" | "failed", error or None).
 # The Application passes one in for metrics and health; the sender stays unaware of both.
@@ -110,13 +104,19 @@ class Sender:
             self._mark_orphans()
         # A durable commit: the worker's lazy commits that made these rows are on disk
         # too before anything is sent (mailbot/store/db.py), so no acknowledgement names
-        # a ticket a power loss could take back.
-        with self.store.transaction() as session:
+        # a ticket a power loss could take back.  Without deliveries to mark, the claim
+        # is one statement (PostgreSQL: one round trip).
+        with self.store.transaction(single_statement=not self._delivered) as session:
             marked = self._take_delivered(session)
-            rows = claim_outbox(session, self.clock(), self.lease_seconds, self.batch_size)
-            ticket_ids = sorted({r.ticket_id for r in rows if r.ticket_id is not None})
-            numbers = session.connection().execute(_TICKET_NUMBERS, {"ids": ticket_ids})
-            self._refs = {i: format_reference(self.ticket_prefix, n) for i, n in numbers}
+            claimed = claim_outbox_numbered(
+                session, self.clock(), self.lease_seconds, self.batch_size
+            )
+        rows = [row for row, _ in claimed]
+        self._refs = {
+            row.ticket_id: format_reference(self.ticket_prefix, number)
+            for row, number in claimed
+            if row.ticket_id is not None and number is not None
+        }
         self._marked(marked)
         if not rows:
             self.close()  # idle: let the relay connection go
@@ -155,7 +155,10 @@ class Sender:
         """Mark the rows delivered since the last call sent, in one transaction."""
         if not self._delivered:
             return
-        with self.store.transaction(durable=False) as session:  # lost: in the journal
+        # Lost: in the journal, or sent again with the same Message-ID.  One row (no
+        # journal: each is marked at once) is one statement.
+        single = len(self._delivered) == 1
+        with self.store.transaction(durable=False, single_statement=single) as session:
             marked = self._take_delivered(session)
         self._marked(marked)
 

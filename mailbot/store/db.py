@@ -241,9 +241,16 @@ class Store:
         return self._write_lock is not None and self._write_lock.contended()
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A read-only unit of work: on SQLite it takes no write lock (plain BEGIN)."""
-        bind = self.lazy_engine.execution_options(**{READONLY_OPTION: True})
+    def read(self, single_statement: bool = False) -> Iterator[Session]:
+        """A read-only unit of work: on SQLite it takes no write lock (plain BEGIN).
+
+        ``single_statement``: one statement, which PostgreSQL then runs on its own
+        (autocommit, as ``transaction`` does); several would each see their own snapshot.
+        """
+        bind = self.lazy_engine
+        if single_statement and self.dialect == "postgresql":
+            bind = self._autocommit[False]
+        bind = bind.execution_options(**{READONLY_OPTION: True})
         with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
 

@@ -51,34 +51,46 @@ def _not_leased(model: type[InboundMessage] | type[OutboxMessage]) -> Any:
     return or_(col(model.claimed_until).is_(None), col(model.claimed_until) < bindparam("now"))
 
 
-def _lease(model: type[InboundMessage] | type[OutboxMessage]) -> Any:
-    """Lease the rows ``ids`` until ``until``."""
+def _claim(model: type[InboundMessage] | type[OutboxMessage], *due: Any, order: Any) -> Any:
+    """Lease up to ``limit`` rows nobody holds, in ``order``, in one statement.
+
+    One statement, so that PostgreSQL runs it as its own transaction (one round trip
+    instead of BEGIN, SELECT, UPDATE and COMMIT).  The rows are picked in a materialized
+    CTE: with ``IN (SELECT … LIMIT … FOR UPDATE SKIP LOCKED)`` the planner may run the
+    subquery more than once and lease more than ``limit`` rows.  RETURNING gives the
+    rows in no particular order: the caller sorts them.
+    """
+    picked = (
+        select(model.id)
+        .where(model.status == "pending", _not_leased(model), *due)
+        .order_by(*order)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
     return (
         update(model)
-        .where(col(model.id).in_(bindparam("ids", expanding=True)))
+        .where(col(model.id).in_(select(picked.c.id)))
         .values(claimed_until=bindparam("until"))
     )
 
 
-_CLAIMABLE = (
-    select(InboundMessage.id, InboundMessage.size)
-    .where(InboundMessage.status == "pending")
-    .where(_not_leased(InboundMessage))
-    .order_by(col(InboundMessage.id))
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+_CLAIM_INBOUND = _claim(InboundMessage, order=[col(InboundMessage.id)]).returning(
+    InboundMessage.id, InboundMessage.size
 )
-_LEASE = _lease(InboundMessage)
-_DUE_OUTBOX = (
-    select(OutboxMessage.__table__)  # type: ignore[attr-defined]
-    .where(OutboxMessage.status == "pending")
-    .where(col(OutboxMessage.next_attempt_at) <= bindparam("now"))
-    .where(_not_leased(OutboxMessage))
-    .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+# With each row's ticket number, for the sender's log lines.
+_CLAIM_OUTBOX = _claim(
+    OutboxMessage,
+    col(OutboxMessage.next_attempt_at) <= bindparam("now"),
+    order=[col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)],
+).returning(
+    *OutboxMessage.__table__.columns,  # type: ignore[attr-defined]
+    select(Ticket.number)
+    .where(col(Ticket.id) == col(OutboxMessage.ticket_id))
+    .scalar_subquery()
+    .label("ticket_number"),
 )
-_LEASE_OUTBOX = _lease(OutboxMessage)
 _DEDUP_KEY_SEEN = select(ThreadEntry.id).where(ThreadEntry.dedup_key == bindparam("key")).limit(1)
 _REFS_OF = select(MessageRef.message_id, MessageRef.ticket_id).where(
     col(MessageRef.message_id).in_(bindparam("ids", expanding=True))
@@ -242,14 +254,15 @@ def claim_inbound(session: Session, now: datetime, lease: float, limit: int) -> 
 def claim_inbound_sized(
     session: Session, now: datetime, lease: float, limit: int
 ) -> list[tuple[int, int]]:
-    """``claim_inbound`` with each message's size: (id, bytes) in queue order."""
-    connection = session.connection()
-    found = connection.execute(_CLAIMABLE, {"now": now, "limit": limit})
-    claimed = [(int(inbound_id), int(size or 0)) for inbound_id, size in found]
-    if claimed:
-        until = now + timedelta(seconds=lease)
-        connection.execute(_LEASE, {"ids": [i for i, _ in claimed], "until": until})
-    return claimed
+    """``claim_inbound`` with each message's size: (id, bytes) in queue order.
+
+    One statement (see ``_claim``): the caller may run it as ``single_statement``.
+    """
+    until = now + timedelta(seconds=lease)
+    found = session.connection().execute(
+        _CLAIM_INBOUND, {"now": now, "limit": limit, "until": until}
+    )
+    return sorted((int(inbound_id), int(size or 0)) for inbound_id, size in found)
 
 
 def release_claims(session: Session, ids: list[int]) -> None:
@@ -386,14 +399,26 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
 
 def claim_outbox(session: Session, now: datetime, lease: float, limit: int) -> list[OutboxMessage]:
     """Lease up to ``limit`` rows due now (SKIP LOCKED where the database has it), as
-    detached rows (read with Core: the sender claims small batches often)."""
-    connection = session.connection()
-    found = connection.execute(_DUE_OUTBOX, {"now": now, "limit": limit}).mappings()
-    rows = [detached_row(OutboxMessage, dict(values)) for values in found]
-    if rows:
-        until = now + timedelta(seconds=lease)
-        connection.execute(_LEASE_OUTBOX, {"ids": [r.id for r in rows], "until": until})
-    return rows
+    detached rows in the order they fell due."""
+    return [row for row, _ in claim_outbox_numbered(session, now, lease, limit)]
+
+
+def claim_outbox_numbered(
+    session: Session, now: datetime, lease: float, limit: int
+) -> list[tuple[OutboxMessage, int | None]]:
+    """``claim_outbox`` with each row's ticket number (None: no ticket), in one
+    statement (see ``_claim``): the caller may run it as ``single_statement``."""
+    until = now + timedelta(seconds=lease)
+    found = session.connection().execute(
+        _CLAIM_OUTBOX, {"now": now, "limit": limit, "until": until}
+    )
+    claimed = []
+    for values in found.mappings():
+        fields = dict(values)
+        number = fields.pop("ticket_number")
+        claimed.append((detached_row(OutboxMessage, fields), number))
+    claimed.sort(key=lambda item: (item[0].next_attempt_at, item[0].id))
+    return claimed
 
 
 def outbox_values(

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from support.daemon import base_config, merge
 from support.mail import make_mail
-from support.servers import free_port
+from support.servers import Sink, free_port
 
 from mailbot.app import Application
 from mailbot.config import parse_settings
@@ -164,3 +164,36 @@ def test_the_listener_stores_a_group_in_one_statement_in_order(
         assert [stored[i] for i in ids] == raws
     finally:
         app.store.dispose()
+
+
+def test_claims_and_the_read_of_a_batch_run_without_begin_and_commit(
+    tmp_path: Path, postgres_url: str, sink: Sink
+) -> None:
+    """The worker's claim, its read of the claimed rows and the sender's claim (with the
+    ticket numbers for its log lines) are one statement each, each its own transaction:
+    one round trip instead of three to five."""
+    config = merge(
+        base_config(tmp_path, free_port(), sink.port), {"database": {"url": postgres_url}}
+    )
+    app = Application(parse_settings(config, tmp_path))
+    seen: list[tuple[str, bool]] = []
+
+    def remember(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        seen.append((" ".join(statement.split()), conn.connection.dbapi_connection.autocommit))
+
+    try:
+        app.store_raw_sync("smtp", "a@customer.example", ["support@example.com"], make_mail("Hi"))
+        for engine in (app.store.engine, app.store.lazy_engine):
+            event.listen(engine, "before_cursor_execute", remember)
+        [outcome] = app.worker.process_batch()
+        assert app.sender.send_due() == 1
+    finally:
+        app.store.dispose()
+    assert outcome.outcome == "created"
+    claims = [autocommit for statement, autocommit in seen if statement.startswith("WITH picked")]
+    assert claims == [True, True]  # the worker's, then the sender's
+    loads = [a for s, a in seen if s.startswith("SELECT inbound.id, inbound.received_at")]
+    assert loads == [True]
+    assert not [s for s, _ in seen if s.startswith("SELECT ticket.id, ticket.number FROM")]
+    marks = [a for s, a in seen if s.startswith("UPDATE outbox SET status")]
+    assert marks == [True]  # the one delivered row, marked sent on its own
