@@ -272,12 +272,12 @@ class Worker:
         started = time.monotonic()
         try:
             with self.store.transaction(durable=False) as session:
-                facts: ChunkFacts | None = None
                 # A writer already waiting ends the chunk after its first message: then
-                # reading for all would cost more than asking for that one.
-                if len(ready) > 1 and not self.store.writers_waiting():
-                    ids = [row.id for row, _ in ready if row.id is not None]
-                    facts = ChunkFacts.read(session, ids, [mail for _, mail in ready], now)
+                # only that one is read for (the facts know nothing of the others).
+                if self.store.writers_waiting():
+                    ready = ready[:1]
+                ids = [row.id for row, _ in ready if row.id is not None]
+                facts = ChunkFacts.read(session, ids, [mail for _, mail in ready], now)
                 for row, mail in ready:
                     taken.append((row, mail))
                     results.append(self._apply_in(session, row, mail, now, facts))

@@ -332,12 +332,40 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
 
     assert runs("SELECT inbound.id, inbound.status FROM inbound WHERE inbound.id IN") == 1
     assert runs("SELECT inbound.status FROM inbound WHERE inbound.id =") == 0
-    assert runs("FROM thread_entry WHERE thread_entry.dedup_key IN") == 1
+    assert_read_in_one_statement(statements)
     assert runs("FROM thread_entry WHERE thread_entry.dedup_key =") == 0
-    assert runs("FROM message_ref WHERE message_ref.message_id IN") == 1
     highest = runs("SELECT max(ticket.number)")
     assert highest == (1 if app.store.dialect == "sqlite" else 0)
     assert runs("SELECT nextval(") == 0  # PostgreSQL: in the ticket's INSERT
+    # One INSERT of Message-IDs per message with a thread entry (its own and its ack's).
+    assert runs("INSERT INTO message_ref") == 7
+
+
+def assert_read_in_one_statement(statements: list[str]) -> None:
+    """The known dedup keys and Message-IDs, and the senders' acknowledgements and
+    suppressions, were read in one statement (ChunkFacts), and not again on their own."""
+    lookups = ("FROM thread_entry WHERE", "FROM message_ref WHERE", "FROM outbox WHERE",
+               "FROM suppression WHERE")  # fmt: skip
+    reads = [s for s in statements if s.startswith("SELECT") and any(f in s for f in lookups)]
+    assert len(reads) == 1, reads
+    assert all(fragment in reads[0] for fragment in lookups), reads[0]
+
+
+def test_a_lone_message_is_read_for_like_a_chunk_and_its_ids_stored_at_once(build) -> None:
+    """One message (as over one SMTP connection) takes the chunk's two reads, not one
+    lookup per question, and its Message-ID and its acknowledgement's are one INSERT."""
+    app = build()
+    [[inbound_id]] = store_copies(app, [make_mail("Alone", sender="a@customer.example")], 1)
+    with statements_of(app.store) as statements:
+        [outcome] = app.worker.process_batch()
+    assert (outcome.inbound_id, outcome.outcome) == (inbound_id, "created")
+    assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 1
+    assert len([s for s in statements if "FROM inbound WHERE inbound.id IN" in s]) == 2
+    assert_read_in_one_statement(statements)
+    assert len([s for s in statements if s.startswith("INSERT INTO message_ref")]) == 1
+    with app.store.read() as session:
+        refs = session.execute(text("SELECT count(*) FROM message_ref")).scalar_one()
+    assert refs == 2  # the message's Message-ID and the acknowledgement's
 
 
 def test_a_batch_is_loaded_in_groups_cut_by_the_sizes_its_claim_read(
