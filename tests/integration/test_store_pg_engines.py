@@ -27,6 +27,7 @@ from mailbot.intake.group_commit import RawMessage
 from mailbot.store import db
 from mailbot.store.db import Store
 from mailbot.store.models import InboundMessage
+from mailbot.store.repo import enqueue
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +198,22 @@ def test_claims_and_the_read_of_a_batch_run_without_begin_and_commit(
     assert not [s for s, _ in seen if s.startswith("SELECT ticket.id, ticket.number FROM")]
     marks = [a for s, a in seen if s.startswith("UPDATE outbox SET status")]
     assert marks == [True]  # the one delivered row, marked sent on its own
+
+
+def test_large_values_are_compressed_with_lz4_where_the_server_has_it(
+    open_store: Callable[[float], Store],
+) -> None:
+    store = open_store(STEADY)
+    with store.read() as session:
+        built_with = session.execute(
+            text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
+        ).scalar_one()
+    expected = "lz4" if "lz4" in built_with else "pglz"
+    raw = b"A compressible message body. " * 4000
+    for durable in (True, False):
+        with store.transaction(durable=durable, single_statement=True) as session:
+            assert _setting(session, "default_toast_compression") == expected
+            enqueue(session, source="smtp", raw=raw, now=db.utcnow(), mail_from="", rcpt_to=[])
+    with store.read() as session:
+        methods = session.execute(text("SELECT pg_column_compression(raw) FROM inbound")).all()
+    assert [method for (method,) in methods] == [expected, expected]
