@@ -62,6 +62,10 @@ def test_the_imap_leader_dies_and_the_other_daemon_takes_over(
     overrides = {
         "intake": {"imap": imap_section(dovecot)},
         "reminders": {"team_address": "team@example.com", "interval": 3600.0},
+        # What the killed daemon had claimed waits out its lease: short ones here, so
+        # that the test's waits bound the takeover, not the defaults (300 s, 120 s).
+        "worker": {"lease_seconds": 10.0},
+        "outbound": {"lease_seconds": 10.0},
     }
     store = Store.open(postgres_url)
     count = counter(store.engine)
