@@ -26,7 +26,13 @@ from mailbot.pipeline.decide import IgnoreMessage, NewTicket, Policy, decide
 from mailbot.pipeline.limits import Limits, check_parsed
 from mailbot.pipeline.limits import scan as scan_limits
 from mailbot.pipeline.screen import screen
-from mailbot.store.apply import AckBuilder, Applied, ServiceLevels, apply_decision
+from mailbot.store.apply import (
+    AckBuilder,
+    Applied,
+    ServiceLevels,
+    apply_decision,
+    write_chunk_end,
+)
 from mailbot.store.chunk_facts import ChunkFacts
 from mailbot.store.db import Store, is_transient
 from mailbot.store.models import InboundMessage
@@ -284,6 +290,7 @@ class Worker:
                     held = time.monotonic() - started
                     if held > self.max_lock_hold or self.store.writers_waiting():
                         break
+                write_chunk_end(session, facts)
         except Exception:
             # A message failed, or the chunk could not commit: one at a time instead.
             return [self._decide_and_apply(row, mail) for row, mail in taken]

@@ -178,13 +178,21 @@ def _add_inbound_entry(
     referenced = () if is_forward(mail.subject) else mail.referenced_ids
     known_ids = [mid for mid in (mail.message_id, *referenced) if mid]
     rows = [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
-    if refs is None:
-        insert_ignore(session, MessageRef, rows)
-    else:
+    if refs is not None:
         refs += rows
+    else:
+        _insert_refs(session, rows, facts)
     if facts is not None:
         facts.entry_added(mail.dedup_key, known_ids, ticket.id)
     return entry_id
+
+
+def _insert_refs(session: Session, rows: list[dict[str, Any]], facts: ChunkFacts | None) -> None:
+    """Message-IDs of thread entries, now or (in a chunk) at its end."""
+    if facts is not None:
+        facts.refs_to_insert += rows
+    else:
+        insert_ignore(session, MessageRef, rows)
 
 
 def _add_outgoing(
@@ -250,7 +258,9 @@ def _finish_inbound(
     outcome: str,
     reason: str,
     ticket_id: int | None,
+    facts: ChunkFacts | None = None,
 ) -> None:
+    """The inbound row's outcome, now or (in a chunk) at its end."""
     values = {
         "inbound_id": inbound_id,
         "new_status": "ignored" if outcome == "ignored" else "done",
@@ -259,7 +269,19 @@ def _finish_inbound(
         "new_ticket_id": ticket_id,
         "now": now,
     }
-    session.connection().execute(_FINISH_INBOUND, values)
+    if facts is not None:
+        facts.finished_inbound.append(values)
+    else:
+        session.connection().execute(_FINISH_INBOUND, values)
+
+
+def write_chunk_end(session: Session, facts: ChunkFacts) -> None:
+    """What a chunk's messages left for its end (ChunkFacts): one INSERT of their
+    Message-IDs, one UPDATE (executemany) of their inbound rows."""
+    insert_ignore(session, MessageRef, facts.refs_to_insert)
+    if facts.finished_inbound:
+        session.connection().execute(_FINISH_INBOUND, facts.finished_inbound)
+    facts.refs_to_insert, facts.finished_inbound = [], []
 
 
 def _apply_bounce(
@@ -280,7 +302,7 @@ def _apply_bounce(
     if facts is not None:
         facts.suppressions_changed()
     detail = f"by the bounced message's Message-ID; {decision.note}"
-    _finish_inbound(session, inbound_id, now, "appended", detail, ticket.id)
+    _finish_inbound(session, inbound_id, now, "appended", detail, ticket.id, facts)
     return Applied("appended", format_reference(prefix, ticket.number), detail)
 
 
@@ -299,7 +321,7 @@ def apply_decision(
 ) -> Applied:
     thread = thread or threads.ThreadSettings()
     if isinstance(decision, IgnoreMessage):
-        _finish_inbound(session, inbound_id, now, "ignored", decision.reason, None)
+        _finish_inbound(session, inbound_id, now, "ignored", decision.reason, None, facts)
         return Applied("ignored", None, decision.reason)
     if isinstance(decision, QuarantineMessage):
         mark_quarantined(session, inbound_id, now, decision.reason)
@@ -362,7 +384,7 @@ def apply_decision(
     staff = decision.staff_reply if isinstance(decision, AppendToTicket) else None
     kind = "staff" if staff else "mail"
     # The Message-IDs of the entry and of what it sends, in one statement at the end (no
-    # lookup in between reads them): one round trip less for each acknowledged message.
+    # lookup in between reads them), or in a chunk in the chunk's one (write_chunk_end).
     refs: list[dict[str, Any]] = []
     _add_inbound_entry(session, ticket, inbound_id, mail, now, kind, thread, facts, refs)
     assert ticket.id is not None
@@ -389,6 +411,6 @@ def apply_decision(
             )
         ack = build_ack(ticket, mail, cc=cc)
         outbox_ids += (_add_outgoing(session, ticket, ack, now, refs, facts),)
-    insert_ignore(session, MessageRef, refs)
-    _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id)
+    _insert_refs(session, refs, facts)
+    _finish_inbound(session, inbound_id, now, outcome, detail, ticket.id, facts)
     return Applied(outcome, format_reference(prefix, ticket.number), detail, outbox_ids)
