@@ -128,13 +128,13 @@ def _add_inbound_entry(
     inbound_id: int,
     mail: InboundMail,
     now: datetime,
+    refs: list[dict[str, Any]],
     kind: str = "mail",
     settings: threads.ThreadSettings | None = None,
     facts: ChunkFacts | None = None,
-    refs: list[dict[str, Any]] | None = None,
 ) -> int:
-    """Insert the thread entry; its Message-IDs go into ``refs`` (inserted at once
-    without it)."""
+    """Insert the thread entry; its Message-IDs go into ``refs`` for the caller's
+    ``_insert_refs``."""
     assert ticket.id is not None
     new_text, full_text = threads.texts(mail, settings or threads.ThreadSettings())
     # Raises IntegrityError on a duplicate dedup_key (a concurrent twin).
@@ -177,11 +177,7 @@ def _add_inbound_entry(
     # A forward names the forwarded conversation, not one with us (pipeline/forwarded.py).
     referenced = () if is_forward(mail.subject) else mail.referenced_ids
     known_ids = [mid for mid in (mail.message_id, *referenced) if mid]
-    rows = [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
-    if refs is not None:
-        refs += rows
-    else:
-        _insert_refs(session, rows, facts)
+    refs += [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
     if facts is not None:
         facts.entry_added(mail.dedup_key, known_ids, ticket.id)
     return entry_id
@@ -297,7 +293,9 @@ def _apply_bounce(
     """A bounce joins the thread of the mail that bounced: no ack, no reopening, no ticket."""
     ticket = session.get(Ticket, decision.ticket.id)
     assert ticket is not None and ticket.id is not None
-    _add_inbound_entry(session, ticket, inbound_id, mail, now, "bounce", thread, facts)
+    refs: list[dict[str, Any]] = []
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, refs, "bounce", thread, facts)
+    _insert_refs(session, refs, facts)
     record_bounce(session, ticket, decision, now)
     if facts is not None:
         facts.suppressions_changed()
@@ -386,7 +384,7 @@ def apply_decision(
     # The Message-IDs of the entry and of what it sends, in one statement at the end (no
     # lookup in between reads them), or in a chunk in the chunk's one (write_chunk_end).
     refs: list[dict[str, Any]] = []
-    _add_inbound_entry(session, ticket, inbound_id, mail, now, kind, thread, facts, refs)
+    _add_inbound_entry(session, ticket, inbound_id, mail, now, refs, kind, thread, facts)
     assert ticket.id is not None
     requester = decision.requester if isinstance(decision, NewTicket) else None
     recorded = threads.record_participants(session, ticket.id, mail, now, thread, requester)
