@@ -30,7 +30,7 @@ from mailbot.commands.common import (
     build_application,
     open_store,
 )
-from mailbot.commands.prepare_pool import Prepared, PreparePool
+from mailbot.commands.prepare_pool import Prepared, PreparePool, freeze_startup_objects
 from mailbot.config import Settings
 from mailbot.security_setup import limits as build_limits
 from mailbot.store.db import utcnow
@@ -67,6 +67,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(settings, cache_kib=IMPORT_CACHE_KIB)
         app = build_application(settings, store)
         app.worker.max_lock_hold = IMPORT_LOCK_HOLD
+        freeze_startup_objects()
         counts = _import(args, settings, app, total, pool.prepared(chunks(messages, CHUNK)))
     order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
     parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]

@@ -12,6 +12,7 @@ one pool process and the importing one are each the slower at times.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import multiprocessing
 import pickle
@@ -76,9 +77,21 @@ def _first(headers: dict[str, tuple[str, ...]], name: str) -> str:
     return values[0] if values else ""
 
 
-def _ignore_interrupts() -> None:
+def freeze_startup_objects() -> None:
+    """Keep the objects alive now (modules, the application) out of garbage collection.
+
+    A backlog allocates millions of short-lived objects; each of the collections they
+    trigger that reaches the oldest generation walked every module, mapper and
+    compiled statement again: about 4% of an import's instructions (callgrind).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _start_pool_process() -> None:
     """Ctrl-C is the importing process's to handle (it ends the pool)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    freeze_startup_objects()
 
 
 class PreparePool:
@@ -100,7 +113,7 @@ class PreparePool:
             self._handover = Path(tempfile.mkdtemp(prefix="mailbot-import-"))
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            self._pool = context.Pool(processes, initializer=_ignore_interrupts)
+            self._pool = context.Pool(processes, initializer=_start_pool_process)
 
     def __enter__(self) -> PreparePool:
         return self

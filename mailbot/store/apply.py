@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col
 
@@ -62,6 +62,7 @@ _FINISH_INBOUND = (
 
 
 _INSERT_ATTACHMENT = Attachment.__table__.insert()  # type: ignore[attr-defined]
+_INSERT_ENTRY = ThreadEntry.__table__.insert()  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,33 @@ def _insert_ticket(session: Session, ticket: Ticket, facts: ChunkFacts | None) -
     session.add(ticket)
 
 
+_TICKET_LOCKED = (
+    select(*Ticket.__table__.columns)  # type: ignore[attr-defined]
+    .where(Ticket.id == bindparam("ticket_id"))
+    .with_for_update()
+)
+
+
+def _locked_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """The ticket read anew and locked for the transaction, as the session's object.
+
+    A Core select attached as ``_insert_ticket`` attaches a new one: the ORM's
+    ``get(..., with_for_update=True, populate_existing=True)`` cost three times as much
+    on the worker's hot path.  A ticket the session already holds (this transaction
+    made or read it) is read and locked through the ORM as before, refreshing that
+    object.
+    """
+    if session.identity_map.get(session.identity_key(Ticket, ticket_id)) is not None:
+        return session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    row = session.connection().execute(_TICKET_LOCKED, {"ticket_id": ticket_id}).first()
+    if row is None:
+        return None
+    ticket = detached_row(Ticket, dict(row._mapping))
+    make_transient_to_detached(ticket)
+    session.add(ticket)
+    return ticket
+
+
 def _add_inbound_entry(
     session: Session,
     ticket: Ticket,
@@ -132,15 +160,15 @@ def _add_inbound_entry(
     kind: str = "mail",
     settings: threads.ThreadSettings | None = None,
     facts: ChunkFacts | None = None,
-) -> int:
+) -> None:
     """Insert the thread entry; its Message-IDs go into ``refs`` for the caller's
     ``_insert_refs``."""
     assert ticket.id is not None
     new_text, full_text = threads.texts(mail, settings or threads.ThreadSettings())
-    # Raises IntegrityError on a duplicate dedup_key (a concurrent twin).
-    entry_id = insert_returning_id(
+    # Raises IntegrityError on a duplicate dedup_key (a concurrent twin), here or at the
+    # chunk's end.
+    entry_id = _insert_entry(
         session,
-        ThreadEntry,
         {
             "ticket_id": ticket.id,
             "direction": "inbound",
@@ -158,10 +186,12 @@ def _add_inbound_entry(
             "html": mail.html,
             "created_at": now,
         },
+        facts,
+        id_needed=bool(mail.attachments),
     )
-    blobs = {a.sha256: {"sha256": a.sha256, "content": a.content} for a in mail.attachments}
-    insert_ignore(session, AttachmentBlob, list(blobs.values()))
     if mail.attachments:
+        blobs = {a.sha256: {"sha256": a.sha256, "content": a.content} for a in mail.attachments}
+        insert_ignore(session, AttachmentBlob, list(blobs.values()))
         rows = [
             {
                 "entry_id": entry_id,
@@ -180,7 +210,30 @@ def _add_inbound_entry(
     refs += [{"message_id": m, "ticket_id": ticket.id} for m in known_ids]
     if facts is not None:
         facts.entry_added(mail.dedup_key, known_ids, ticket.id)
-    return entry_id
+
+
+def _insert_entry(
+    session: Session, values: dict[str, Any], facts: ChunkFacts | None, *, id_needed: bool
+) -> int | None:
+    """A thread entry: now, with its id; or (in a chunk, id not needed) at the chunk's end.
+
+    Only the chunk's facts read entries (their dedup keys) while it lasts.  An entry
+    written at once takes the ones queued before it along, so ids keep the order of the
+    thread (entries of one chunk share their ``created_at``).
+    """
+    if facts is None:
+        return insert_returning_id(session, ThreadEntry, values)
+    if not id_needed:
+        facts.entries_to_insert.append(values)
+        return None
+    _write_entries(session, facts)
+    return insert_returning_id(session, ThreadEntry, values)
+
+
+def _write_entries(session: Session, facts: ChunkFacts) -> None:
+    if facts.entries_to_insert:
+        session.connection().execute(_INSERT_ENTRY, facts.entries_to_insert)
+        facts.entries_to_insert = []
 
 
 def _insert_refs(session: Session, rows: list[dict[str, Any]], facts: ChunkFacts | None) -> None:
@@ -214,9 +267,8 @@ def _add_outgoing(
             now=now,
         ),
     )
-    insert_returning_id(
+    _insert_entry(
         session,
-        ThreadEntry,
         {
             "ticket_id": ticket.id,
             "direction": "outbound",
@@ -234,6 +286,8 @@ def _add_outgoing(
             "html": None,
             "created_at": now,
         },
+        facts,
+        id_needed=False,
     )
     refs.append({"message_id": mail.message_id, "ticket_id": ticket.id})
     if facts is not None:
@@ -272,8 +326,9 @@ def _finish_inbound(
 
 
 def write_chunk_end(session: Session, facts: ChunkFacts) -> None:
-    """What a chunk's messages left for its end (ChunkFacts): one INSERT of their
-    Message-IDs, one UPDATE (executemany) of their inbound rows."""
+    """What a chunk's messages left for its end (ChunkFacts): one INSERT of their thread
+    entries and one of their Message-IDs, one UPDATE of their inbound rows (executemany)."""
+    _write_entries(session, facts)
     insert_ignore(session, MessageRef, facts.refs_to_insert)
     if facts.finished_inbound:
         session.connection().execute(_FINISH_INBOUND, facts.finished_inbound)
@@ -347,9 +402,7 @@ def apply_decision(
         assert isinstance(decision, AppendToTicket)
         # Lock the row and re-read it: a concurrent reply (another worker or daemon) may
         # have escalated or reopened the ticket since the decision looked at it.
-        found = session.get(
-            Ticket, decision.ticket.id, with_for_update=True, populate_existing=True
-        )
+        found = _locked_ticket(session, decision.ticket.id)
         assert found is not None
         ticket = found
         ticket.updated_at = now

@@ -13,9 +13,11 @@ statements (the statuses, locked; the rest in one UNION ALL), or counted:
   limit) and whether they bounced recently (suppression).
 
 What only these facts read while the chunk lasts is also written once for the chunk,
-at its end (``mailbot.store.apply.write_chunk_end``): the Message-IDs its thread entries
-add (one INSERT) and its rows' outcomes (one UPDATE for all).  On PostgreSQL that is two
-round trips per chunk instead of two per message.
+at its end (``mailbot.store.apply.write_chunk_end``): its thread entries (one INSERT,
+executemany; an entry whose id is needed at once, for its attachments, is written with
+those before it), the Message-IDs they add (one INSERT) and its rows' outcomes (one
+UPDATE for all).  On PostgreSQL that is three round trips per chunk instead of two or
+three per message.
 
 The facts stay true for the transaction because it tells them its own changes (a thread
 entry and its Message-IDs added, a number taken, an acknowledgement queued; a bounce
@@ -96,9 +98,11 @@ class ChunkFacts:
         self._acks_since: datetime | None = None
         self._suppression_asked: set[str] | None = None
         self._suppressed: set[str] = set()
-        # Written at the chunk's end (write_chunk_end): message_ref rows in the order
-        # they were added (the first ticket to name a Message-ID keeps it), and the
-        # finished inbound rows' new values.
+        # Written at the chunk's end (write_chunk_end): thread entries and message_ref
+        # rows in the order they were added (entries keep their order in the thread; the
+        # first ticket to name a Message-ID keeps it), and the finished inbound rows'
+        # new values.
+        self.entries_to_insert: list[dict[str, Any]] = []
         self.refs_to_insert: list[dict[str, Any]] = []
         self.finished_inbound: list[dict[str, Any]] = []
 

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from mailbot.app import Application
 from mailbot.config import parse_settings
 from mailbot.message import parse
 from mailbot.store.db import Store
-from mailbot.store.models import InboundMessage, OutboxMessage, ThreadEntry, Ticket
+from mailbot.store.models import Attachment, InboundMessage, OutboxMessage, ThreadEntry, Ticket
 from mailbot.store.repo import claim_inbound, enqueue
 from mailbot.worker import GROUP_MESSAGES, Outcome
 
@@ -337,8 +339,9 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     highest = runs("SELECT max(ticket.number)")
     assert highest == (1 if app.store.dialect == "sqlite" else 0)
     assert runs("SELECT nextval(") == 0  # PostgreSQL: in the ticket's INSERT
-    # The chunk's Message-IDs (its entries' and its acks') are one INSERT, and its
-    # messages' outcomes one UPDATE, at the chunk's end.
+    # The chunk's thread entries (its messages' and its acks') are one INSERT, their
+    # Message-IDs another, and its messages' outcomes one UPDATE, at the chunk's end.
+    assert runs("INSERT INTO thread_entry") == 1
     assert runs("INSERT INTO message_ref") == 1
     assert runs("UPDATE inbound SET status=") == 1
     with app.store.read() as session:
@@ -349,6 +352,41 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
         ("created", True), ("created", True), ("created", True), ("ignored", False),
         ("appended", True), ("appended", True), ("appended", True), ("appended", True),
     ]  # fmt: skip
+
+
+def test_a_chunks_entries_keep_the_threads_order_around_one_written_at_once(build) -> None:
+    """Thread entries wait for the chunk's end, except one with attachments (they need
+    its id): it is written at once, with the entries queued before it, so the thread
+    (ordered by time, then id; a chunk's entries share their time) keeps the order the
+    messages and acknowledgements came in, and the files belong to their own entry."""
+    app = build()
+    question = make_mail("Printer", sender="p@customer.example", message_id="p@c.example")
+    with_log = message_from_bytes(
+        make_mail("Re: Printer", sender="p@customer.example", in_reply_to="p@c.example"),
+        policy=default,
+    )
+    with_log.add_attachment(b"paper jam", maintype="text", subtype="plain", filename="log.txt")
+    later = make_mail("Re: Printer", sender="p@customer.example", in_reply_to="p@c.example")
+    app.worker.max_lock_hold = 60.0  # one chunk, even on a slow machine
+    [ids] = store_copies(app, [question, with_log.as_bytes(), later], 1)
+
+    with statements_of(app.store) as statements:
+        outcomes = app.worker.process_batch()
+
+    assert [o.outcome for o in outcomes] == ["created", "appended", "appended"]
+    with app.store.read() as session:
+        thread = session.execute(
+            select(ThreadEntry.id, ThreadEntry.direction, ThreadEntry.inbound_id).order_by(
+                ThreadEntry.created_at, ThreadEntry.id
+            )
+        ).all()
+        files = session.execute(select(Attachment.entry_id, Attachment.filename)).all()
+    assert [(direction, inbound_id) for _, direction, inbound_id in thread] == [
+        ("inbound", ids[0]), ("outbound", None), ("inbound", ids[1]), ("inbound", ids[2]),
+    ]  # fmt: skip
+    assert [tuple(row) for row in files] == [(thread[2][0], "log.txt")]
+    inserts = [s for s in statements if s.startswith("INSERT INTO thread_entry")]
+    assert len(inserts) == 3  # the two before the attachment's, its own, the last at the end
 
 
 def assert_read_in_one_statement(statements: list[str]) -> None:
