@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col
 
@@ -63,6 +63,12 @@ _FINISH_INBOUND = (
 
 _INSERT_ATTACHMENT = Attachment.__table__.insert()  # type: ignore[attr-defined]
 _INSERT_ENTRY = ThreadEntry.__table__.insert()  # type: ignore[attr-defined]
+_TOUCH_TICKET = (
+    update(Ticket)
+    .where(col(Ticket.id) == bindparam("ticket_id"))
+    .values(updated_at=bindparam("now"))
+    .returning(*Ticket.__table__.columns)  # type: ignore[attr-defined]
+)
 
 
 @dataclass(frozen=True)
@@ -123,25 +129,24 @@ def _insert_ticket(session: Session, ticket: Ticket, facts: ChunkFacts | None) -
     session.add(ticket)
 
 
-_TICKET_LOCKED = (
-    select(*Ticket.__table__.columns)  # type: ignore[attr-defined]
-    .where(Ticket.id == bindparam("ticket_id"))
-    .with_for_update()
-)
+def _touched_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket | None:
+    """The ticket, its ``updated_at`` set to ``now``, read anew and locked for the
+    transaction, as the session's object.
 
-
-def _locked_ticket(session: Session, ticket_id: int) -> Ticket | None:
-    """The ticket read anew and locked for the transaction, as the session's object.
-
-    A Core select attached as ``_insert_ticket`` attaches a new one: the ORM's
-    ``get(..., with_for_update=True, populate_existing=True)`` cost three times as much
+    One ``UPDATE … RETURNING`` attached as ``_insert_ticket`` attaches a new ticket:
+    the row is locked by the UPDATE itself, and a reply that changes nothing else
+    leaves nothing for the ORM to flush.  The ORM's ``get(..., with_for_update=True,
+    populate_existing=True)`` and the flush of ``updated_at`` cost four times as much
     on the worker's hot path.  A ticket the session already holds (this transaction
-    made or read it) is read and locked through the ORM as before, refreshing that
-    object.
+    made or touched it) goes through the ORM as before, its changes flushed first.
     """
     if session.identity_map.get(session.identity_key(Ticket, ticket_id)) is not None:
-        return session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-    row = session.connection().execute(_TICKET_LOCKED, {"ticket_id": ticket_id}).first()
+        session.flush()  # populate_existing would overwrite what is not yet written
+        found = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        if found is not None:
+            found.updated_at = now
+        return found
+    row = session.connection().execute(_TOUCH_TICKET, {"ticket_id": ticket_id, "now": now}).first()
     if row is None:
         return None
     ticket = detached_row(Ticket, dict(row._mapping))
@@ -402,10 +407,9 @@ def apply_decision(
         assert isinstance(decision, AppendToTicket)
         # Lock the row and re-read it: a concurrent reply (another worker or daemon) may
         # have escalated or reopened the ticket since the decision looked at it.
-        found = _locked_ticket(session, decision.ticket.id)
+        found = _touched_ticket(session, decision.ticket.id, now)
         assert found is not None
         ticket = found
-        ticket.updated_at = now
         if decision.escalate_to is not None and int(decision.escalate_to) < ticket.severity:
             _event(
                 session,

@@ -389,6 +389,28 @@ def test_a_chunks_entries_keep_the_threads_order_around_one_written_at_once(buil
     assert len(inserts) == 3  # the two before the attachment's, its own, the last at the end
 
 
+def test_a_reply_touches_its_ticket_in_the_statement_that_locks_it(build) -> None:
+    """A reply sets its ticket's ``updated_at`` in the one ``UPDATE … RETURNING`` that
+    locks and re-reads the ticket; a reply that changes nothing else writes the ticket
+    no second time."""
+    times = [NOW]
+    app = build(clock=lambda: times[-1])
+    store_copies(app, [make_mail("Printer", sender="p@customer.example", message_id="p@c")], 1)
+    assert [o.outcome for o in app.worker.process_batch()] == ["created"]
+    times.append(NOW + timedelta(hours=2))
+    reply = make_mail("Re: Printer", sender="p@customer.example", in_reply_to="p@c")
+    store_copies(app, [reply], 1)
+
+    with statements_of(app.store) as statements:
+        assert [o.outcome for o in app.worker.process_batch()] == ["appended"]
+
+    with app.store.read() as session:
+        updated = session.execute(select(Ticket.updated_at)).scalar_one()
+    assert updated.replace(tzinfo=None) == times[-1]
+    writes = [s for s in statements if s.startswith("UPDATE ticket")]
+    assert len(writes) == 1 and "RETURNING" in writes[0], writes
+
+
 def assert_read_in_one_statement(statements: list[str]) -> None:
     """The known dedup keys and Message-IDs, and the senders' acknowledgements and
     suppressions, were read in one statement (ChunkFacts), and not again on their own."""
