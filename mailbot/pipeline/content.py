@@ -23,6 +23,7 @@ engineer may see too much, never too little.  Pure; no I/O.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -128,22 +129,20 @@ def _latest_reply(text: str, languages: Sequence[str]) -> tuple[str, bool] | Non
         log.warning("mail-parser-reply is not installed: threads show the full text")
         return None
     try:
-        # The library's patterns, from a message without text (its normalisation of a
-        # long text costs more than ours, ``normalized``).
-        patterns = EmailMessage(text="", languages=list(languages), keep_hyphen_lists=True)
+        header_regex, signature_regex = _reply_patterns(tuple(languages))
         plain = normalized(text)
         candidate = first_header_candidate(plain)
         header = None
         if candidate is not None:
             start = _lines_before(plain, candidate, HEADER_LINES_ABOVE)
-            header = patterns.HEADER_REGEX.search(plain, start)
+            header = header_regex.search(plain, start)
         if header is None:
-            body = _without_signature(plain.strip(), patterns.SIGNATURE_REGEX)
+            body = _without_signature(plain.strip(), signature_regex)
             return _without_phone_footer(body), False
         first_group = next((group for group in header.groups() if group), header.group())
         newest = plain[: plain.find(first_group)].strip()
         if newest:
-            body = _without_signature(newest, patterns.SIGNATURE_REGEX)
+            body = _without_signature(newest, signature_regex)
             return _without_phone_footer(body), True
         # A quote header first: the library decides what the reply is.
         message = EmailMessage(text=text, languages=list(languages), keep_hyphen_lists=True)
@@ -156,6 +155,20 @@ def _latest_reply(text: str, languages: Sequence[str]) -> tuple[str, bool] | Non
     first = message.replies[0]
     body = _without_phone_footer(_without_signature(first.full_body, message.SIGNATURE_REGEX))
     return body, len(message.replies) > 1 or bool(first.headers)
+
+
+@functools.cache
+def _reply_patterns(languages: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """mail-parser-reply's quote header and signature patterns for ``languages``.
+
+    Taken from a message without text (its normalisation of a long text costs more
+    than ours, ``normalized``), once: the library builds them for each message object,
+    a twentieth of preparing a message when made anew for each.
+    """
+    from mailparser_reply.parser import EmailMessage
+
+    patterns = EmailMessage(text="", languages=list(languages), keep_hyphen_lists=True)
+    return patterns.HEADER_REGEX, patterns.SIGNATURE_REGEX
 
 
 def _without_signature(body: str, signature: re.Pattern[str]) -> str:
