@@ -163,7 +163,7 @@ def _reply_patterns(languages: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pat
 
     Taken from a message without text (its normalisation of a long text costs more
     than ours, ``normalized``), once: the library builds them for each message object,
-    a twentieth of preparing a message when made anew for each.
+    a tenth of quote stripping when made anew for each (callgrind).
     """
     from mailparser_reply.parser import EmailMessage
 
