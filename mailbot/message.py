@@ -1,9 +1,9 @@
 """Raw bytes → ``InboundMail``: the one place that knows MIME.
 
-mail-parser does the MIME walk (bodies, charsets, attachments); the headers that
-threading and loop detection depend on are read here with the standard library so
-their exact values are under our control.  Nothing here raises on broken mail that
-can still be read: defects are recorded instead.
+mail-parser does the MIME walk (bodies, charsets, attachments: ``mailbot.mime_walk``);
+the headers that threading and loop detection depend on are read here with the
+standard library so their exact values are under our control.  Nothing here raises on
+broken mail that can still be read: defects are recorded instead.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from email.feedparser import BytesFeedParser
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr
-
-import mailparser
+from typing import TYPE_CHECKING
 
 from mailbot import htmltext
 from mailbot.mime_fallback import FallbackParse
+
+if TYPE_CHECKING:
+    from mailbot.mime_walk import MimeWalk
 
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -200,7 +202,7 @@ def _sender(value: str | None) -> tuple[str | None, str]:
     return address, name
 
 
-def _parse_date(parsed: mailparser.MailParser | FallbackParse) -> datetime | None:
+def _parse_date(parsed: MimeWalk | FallbackParse) -> datetime | None:
     try:
         value = parsed.date
     except Exception:  # mail-parser raises a variety of errors for odd dates
@@ -210,7 +212,7 @@ def _parse_date(parsed: mailparser.MailParser | FallbackParse) -> datetime | Non
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _attachments(parsed: mailparser.MailParser | FallbackParse) -> tuple[Attachment, ...]:
+def _attachments(parsed: MimeWalk | FallbackParse) -> tuple[Attachment, ...]:
     found = []
     for item in parsed.attachments:
         payload = item.get("payload") or ""
@@ -251,22 +253,6 @@ def html_to_text(html: str) -> str:
     return htmltext.html_to_text(html)
 
 
-class _MimeWalk(mailparser.MailParser):
-    """mail-parser for what ``parse`` takes from it: bodies, attachments and the date.
-
-    Its parse also builds two dictionaries of every header, decoded, and parses every
-    address header with its diagnostics: a third of its time, none of it read here (the
-    headers are read below with the standard library).  Both are left out; the other
-    attributes of the object are as mail-parser makes them.
-    """
-
-    def _build_header_index(self) -> dict[str, list[str]]:
-        return {}  # the address headers' parse reads them from here
-
-    def _make_mail(self, complete: bool = True) -> dict[str, object]:
-        return {}
-
-
 def _message_from_bytes(raw: bytes) -> Message:
     """``email.message_from_bytes`` without its copies of the whole message.
 
@@ -282,9 +268,13 @@ def _message_from_bytes(raw: bytes) -> Message:
 
 def parse(raw: bytes, envelope_from: str | None = None) -> InboundMail:
     """Parse one raw RFC 5322 message."""
-    parsed: mailparser.MailParser | FallbackParse
+    # Here, not at the top: the daemon's own process stores mail and never parses it,
+    # and mail-parser with what it imports is about 2 MB there.
+    from mailbot.mime_walk import MimeWalk
+
+    parsed: MimeWalk | FallbackParse
     try:
-        parsed = _MimeWalk(_message_from_bytes(raw))
+        parsed = MimeWalk(_message_from_bytes(raw))
     except Exception:  # it gives up on some broken structures: read it with the stdlib
         parsed = FallbackParse(raw)
     msg = parsed.message
