@@ -16,8 +16,8 @@ What only these facts read while the chunk lasts is also written once for the ch
 at its end (``mailbot.store.apply.write_chunk_end``): its thread entries (one INSERT,
 executemany; an entry whose id is needed at once, for its attachments, is written with
 those before it), the Message-IDs they add (one INSERT) and its rows' outcomes (one
-UPDATE for all).  On PostgreSQL that is three round trips per chunk instead of two or
-three per message.
+UPDATE for all).  On PostgreSQL that is three round trips per chunk instead of three or
+four per message.
 
 The facts stay true for the transaction because it tells them its own changes (a thread
 entry and its Message-IDs added, a number taken, an acknowledgement queued; a bounce
