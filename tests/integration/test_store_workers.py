@@ -386,7 +386,7 @@ def test_a_chunks_entries_keep_the_threads_order_around_one_written_at_once(buil
     ]  # fmt: skip
     assert [tuple(row) for row in files] == [(thread[2][0], "log.txt")]
     inserts = [s for s in statements if s.startswith("INSERT INTO thread_entry")]
-    assert len(inserts) == 3  # the two before the attachment's, its own, the last at the end
+    assert len(inserts) == 3  # the two queued before it (one executemany), its own, the last
 
 
 def test_a_reply_touches_its_ticket_in_the_statement_that_locks_it(build) -> None:
