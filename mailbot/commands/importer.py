@@ -62,13 +62,15 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--jobs must be 0 or more", EX_USAGE)
     limits = build_limits(settings)
     thread = thread_settings(settings)
-    # The pool forks before the database is opened (see PreparePool).
+    # The pool forks before the database is opened (see PreparePool), and starts on the
+    # mailbox while it is.
     with PreparePool(jobs, limits, thread) as pool:
+        prepared = pool.prepared(chunks(messages, CHUNK))
         store = open_store(settings, cache_kib=IMPORT_CACHE_KIB)
         app = build_application(settings, store)
         app.worker.max_lock_hold = IMPORT_LOCK_HOLD
         freeze_startup_objects()
-        counts = _import(args, settings, app, total, pool.prepared(chunks(messages, CHUNK)))
+        counts = _import(args, settings, app, total, prepared)
     order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
     parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
     print(f"imported {total} message(s) from {path}: " + ", ".join(parts))

@@ -137,51 +137,87 @@ class PreparePool:
     def prepared(
         self, chunks: Iterable[list[bytes]]
     ) -> Iterator[tuple[list[bytes], list[Prepared]]]:
-        """Each chunk with its messages prepared, in order."""
+        """Each chunk with its messages prepared, in order.
+
+        With a pool, its first pieces are handed to it now, not at the first ``next``:
+        it parses them while this process opens the database (a tenth of a second or
+        more in which it would otherwise wait).
+        """
         if self._pool is None:
-            for chunk in chunks:
-                yield chunk, self._here(chunk)
-            return
-        chunk_of: list[bytes] = []
-        done: list[Prepared] = []
-        current = -1
-        for index, piece, prepared in self._pieces(self._pool, chunks):
-            if index != current and current >= 0:
-                yield chunk_of, done
-                chunk_of, done = [], []
-            current = index
-            chunk_of += piece
-            done += prepared
-        if current >= 0:
-            yield chunk_of, done
-
-    def _pieces(
-        self, pool: Pool, chunks: Iterable[list[bytes]]
-    ) -> Iterator[tuple[int, list[bytes], list[Prepared]]]:
-        """(chunk number, piece, its messages prepared) in mailbox order."""
-        work = partial(prepare_raw, limits=self._limits, thread=self._thread)
-        source = (
-            (index, piece)
-            for index, chunk in enumerate(chunks)
-            for piece in in_pieces(chunk, PIECE)
+            return ((chunk, self._here(chunk)) for chunk in chunks)
+        pieces = _PiecesInOrder(
+            self._pool,
+            self._pieces_of(chunks),
+            partial(prepare_raw, limits=self._limits, thread=self._thread),
+            str(self._handover),
+            self._here,
         )
-        # In mailbox order: pieces with the pool (AsyncResult of the file its results are
-        # in) and pieces prepared here.
-        ahead: deque[tuple[int, list[bytes], AsyncResult[str] | list[Prepared]]] = deque()
-        folder = str(self._handover)
+        return _regrouped(pieces)
 
-        def with_the_pool() -> int:
-            return sum(isinstance(result, AsyncResult) for _, _, result in ahead)
+    @staticmethod
+    def _pieces_of(chunks: Iterable[list[bytes]]) -> Iterator[tuple[int, list[bytes]]]:
+        numbered = enumerate(chunks)
+        return ((index, piece) for index, chunk in numbered for piece in in_pieces(chunk, PIECE))
 
-        def top_up() -> None:
-            while with_the_pool() < PIECES_AHEAD:
-                item = next(source, None)
-                if item is None:
-                    return
-                index, piece = item
-                ahead.append((index, piece, pool.apply_async(_prepare_into, (work, piece, folder))))
+    def _here(self, messages: list[bytes]) -> list[Prepared]:
+        return [prepare_raw(raw, self._limits, self._thread) for raw in messages]
 
-        top_up()
+
+def _regrouped(
+    pieces: Iterable[tuple[int, list[bytes], list[Prepared]]],
+) -> Iterator[tuple[list[bytes], list[Prepared]]]:
+    """Pieces (chunk number, messages, prepared) put back together into their chunks."""
+    chunk_of: list[bytes] = []
+    done: list[Prepared] = []
+    current = -1
+    for index, piece, prepared in pieces:
+        if index != current and current >= 0:
+            yield chunk_of, done
+            chunk_of, done = [], []
+        current = index
+        chunk_of += piece
+        done += prepared
+    if current >= 0:
+        yield chunk_of, done
+
+
+class _PiecesInOrder:
+    """(chunk number, piece, its messages prepared) in mailbox order, from the pool or,
+    when the pool is behind, prepared here.  ``PIECES_AHEAD`` pieces go to the pool as
+    soon as this is made."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        source: Iterator[tuple[int, list[bytes]]],
+        work: Callable[[bytes], Prepared],
+        folder: str,
+        here: Callable[[list[bytes]], list[Prepared]],
+    ) -> None:
+        self._pool = pool
+        self._source = source
+        self._work = work
+        self._folder = folder
+        self._here = here
+        # In mailbox order: pieces with the pool (AsyncResult of the file its results
+        # are in) and pieces prepared here.
+        self._ahead: deque[tuple[int, list[bytes], AsyncResult[str] | list[Prepared]]] = deque()
+        self._top_up()
+
+    def _with_the_pool(self) -> int:
+        return sum(isinstance(result, AsyncResult) for _, _, result in self._ahead)
+
+    def _top_up(self) -> None:
+        while self._with_the_pool() < PIECES_AHEAD:
+            item = next(self._source, None)
+            if item is None:
+                return
+            index, piece = item
+            result = self._pool.apply_async(_prepare_into, (self._work, piece, self._folder))
+            self._ahead.append((index, piece, result))
+
+    def __iter__(self) -> Iterator[tuple[int, list[bytes], list[Prepared]]]:
+        ahead = self._ahead
         while ahead:
             index, piece, result = ahead[0]
             # The pool is behind: rather than wait for it, prepare the next piece of the
@@ -189,18 +225,15 @@ class PreparePool:
             while (
                 isinstance(result, AsyncResult)
                 and not _ready_soon(result)
-                and len(ahead) - with_the_pool() < PIECES_AHEAD
+                and len(ahead) - self._with_the_pool() < PIECES_AHEAD
             ):
-                item = next(source, None)
+                item = next(self._source, None)
                 if item is None:
                     break
                 ahead.append((item[0], item[1], self._here(item[1])))
             ahead.popleft()
             yield index, piece, _taken(result.get()) if isinstance(result, AsyncResult) else result
-            top_up()
-
-    def _here(self, messages: list[bytes]) -> list[Prepared]:
-        return [prepare_raw(raw, self._limits, self._thread) for raw in messages]
+            self._top_up()
 
 
 def _ready_soon(result: AsyncResult[str]) -> bool:

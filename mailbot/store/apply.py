@@ -331,10 +331,12 @@ def _finish_inbound(
 
 
 def write_chunk_end(session: Session, facts: ChunkFacts) -> None:
-    """What a chunk's messages left for its end (ChunkFacts): one INSERT of their thread
-    entries and one of their Message-IDs, one UPDATE of their inbound rows (executemany)."""
+    """What a chunk's messages left for its end (ChunkFacts): one INSERT each of their
+    thread entries, their Message-IDs and their participants, one UPDATE of their inbound
+    rows (executemany)."""
     _write_entries(session, facts)
     insert_ignore(session, MessageRef, facts.refs_to_insert)
+    threads.write_participants(session, facts)
     if facts.finished_inbound:
         session.connection().execute(_FINISH_INBOUND, facts.finished_inbound)
     facts.refs_to_insert, facts.finished_inbound = [], []
@@ -444,7 +446,7 @@ def apply_decision(
     _add_inbound_entry(session, ticket, inbound_id, mail, now, refs, kind, thread, facts)
     assert ticket.id is not None
     requester = decision.requester if isinstance(decision, NewTicket) else None
-    recorded = threads.record_participants(session, ticket.id, mail, now, thread, requester)
+    recorded = threads.record_participants(session, ticket.id, mail, now, thread, requester, facts)
     known = recorded if isinstance(decision, NewTicket) else None  # all it has
     if staff is not None:
         clocks = service.clocks if service is not None else None
@@ -453,7 +455,13 @@ def apply_decision(
             if thread.cc_on_relay:
                 already = (staff.author, *mail.to, *mail.cc)
                 cc = threads.copies(
-                    session, ticket.id, to=staff.relay_to, now=now, already=already, settings=thread
+                    session,
+                    ticket.id,
+                    to=staff.relay_to,
+                    now=now,
+                    already=already,
+                    settings=thread,
+                    facts=facts,
                 )
             relay = service.build_relay(ticket, mail, staff, cc=cc)
             outbox_ids += (_add_outgoing(session, ticket, relay, now, refs, facts),)
@@ -462,7 +470,13 @@ def apply_decision(
         cc = ()
         if thread.cc_on_ack and mail.from_address:
             cc = threads.copies(
-                session, ticket.id, to=mail.from_address, now=now, settings=thread, known=known
+                session,
+                ticket.id,
+                to=mail.from_address,
+                now=now,
+                settings=thread,
+                known=known,
+                facts=facts,
             )
         ack = build_ack(ticket, mail, cc=cc)
         outbox_ids += (_add_outgoing(session, ticket, ack, now, refs, facts),)

@@ -15,9 +15,10 @@ statements (the statuses, locked; the rest in one UNION ALL), or counted:
 What only these facts read while the chunk lasts is also written once for the chunk,
 at its end (``mailbot.store.apply.write_chunk_end``): its thread entries (one INSERT,
 executemany; an entry whose id is needed at once, for its attachments, is written with
-those before it), the Message-IDs they add (one INSERT) and its rows' outcomes (one
-UPDATE for all).  On PostgreSQL that is three round trips per chunk instead of three or
-four per message.
+those before it), the Message-IDs they add (one INSERT), the participants they show (one
+INSERT; asked whether someone is on a ticket, the facts know the ones added) and its
+rows' outcomes (one UPDATE for all).  On PostgreSQL that is four round trips per chunk
+instead of four or five per message.
 
 The facts stay true for the transaction because it tells them its own changes (a thread
 entry and its Message-IDs added, a number taken, an acknowledgement queued; a bounce
@@ -98,13 +99,15 @@ class ChunkFacts:
         self._acks_since: datetime | None = None
         self._suppression_asked: set[str] | None = None
         self._suppressed: set[str] = set()
-        # Written at the chunk's end (write_chunk_end): thread entries and message_ref
-        # rows in the order they were added (entries keep their order in the thread; the
-        # first ticket to name a Message-ID keeps it), and the finished inbound rows'
-        # new values.
+        # Written at the chunk's end (write_chunk_end): thread entries, message_ref and
+        # participant rows in the order they were added (entries keep their order in the
+        # thread; the first ticket to name a Message-ID keeps it; participants keep the
+        # order they joined in), and the finished inbound rows' new values.
         self.entries_to_insert: list[dict[str, Any]] = []
         self.refs_to_insert: list[dict[str, Any]] = []
+        self.participants_to_insert: list[dict[str, Any]] = []
         self.finished_inbound: list[dict[str, Any]] = []
+        self._participants_added: set[tuple[int, str]] = set()
 
     @classmethod
     def read(
@@ -178,6 +181,16 @@ class ChunkFacts:
         for mid in message_ids:
             if mid in self._asked_ids:
                 self._refs.setdefault(mid, ticket_id)
+
+    def participants_added(self, rows: list[dict[str, Any]]) -> None:
+        """Participant rows (ticket_id, address as stored) to write at the chunk's end."""
+        self.participants_to_insert += rows
+        self._participants_added.update((row["ticket_id"], row["address"]) for row in rows)
+
+    def added_participant(self, ticket_id: int, address: str) -> bool:
+        """Whether this chunk made ``address`` (as stored) a participant of the ticket:
+        the ones already written are the database's to answer."""
+        return (ticket_id, address) in self._participants_added
 
     def knows_acks_to(self, address: str, since: datetime) -> bool:
         return since == self._acks_since and address in self._senders

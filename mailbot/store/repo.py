@@ -373,7 +373,10 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
         """Whether ``address`` (any case) takes part in the ticket: requester, Cc'd or staff."""
         if not address:
             return False
-        values = {"ticket_id": ticket_id, "address": address.strip().lower()}
+        lowered = address.strip().lower()
+        if self.facts is not None and self.facts.added_participant(ticket_id, lowered):
+            return True
+        values = {"ticket_id": ticket_id, "address": lowered}
         return self.session.connection().execute(_IS_PARTICIPANT, values).first() is not None
 
     def acks_sent_since(self, address: str, seconds: float) -> int:

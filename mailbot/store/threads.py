@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
@@ -21,6 +22,9 @@ from mailbot.pipeline.participants import Seen, cc_recipients, participants_of
 from mailbot.pipeline.staff import StaffPolicy
 from mailbot.store.models import Participant, Suppression
 from mailbot.store.repo import insert_ignore
+
+if TYPE_CHECKING:  # it reads through mailbot.store.repo
+    from mailbot.store.chunk_facts import ChunkFacts
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ def record_participants(
     now: datetime,
     settings: ThreadSettings,
     requester: str | None = None,
+    facts: ChunkFacts | None = None,
 ) -> list[Seen]:
     """Add the participants ``mail`` shows; ``requester`` for the mail that opens a ticket.
+    Now, or (in a chunk) at its end (``write_participants``).
 
     Returns them: for a new ticket they are all its participants."""
     seen = participants_of(
@@ -68,8 +74,17 @@ def record_participants(
         {"ticket_id": ticket_id, "address": s.address, "role": s.role, "added_at": now}
         for s in seen
     ]
-    insert_ignore(session, Participant, rows)
+    if facts is not None:
+        facts.participants_added(rows)
+    else:
+        insert_ignore(session, Participant, rows)
     return list(seen)
+
+
+def write_participants(session: Session, facts: ChunkFacts) -> None:
+    """The participants a chunk added so far, in one statement."""
+    insert_ignore(session, Participant, facts.participants_to_insert)
+    facts.participants_to_insert = []
 
 
 def participants(session: Session, ticket_id: int) -> list[Participant]:
@@ -101,10 +116,13 @@ def copies(
     already: tuple[str, ...] = (),
     settings: ThreadSettings,
     known: list[Seen] | None = None,
+    facts: ChunkFacts | None = None,
 ) -> tuple[str, ...]:
     """The Cc of a message we send to ``to``: the other participants, minus ``already``
     and minus addresses that bounced (``suppression``).  ``known``: the participants,
     when the caller has them (a ticket created in this transaction)."""
+    if known is None and facts is not None:
+        write_participants(session, facts)  # read in the order they joined
     seen = (
         known
         if known is not None

@@ -47,12 +47,13 @@ def build(tmp_path: Path, sink: Sink, store_url: str) -> Iterator[Callable[..., 
     """``build(clock=...) -> Application`` on the shared store (each with its own engine)."""
     apps: list[Application] = []
 
-    def _build(clock: Callable[[], datetime] = lambda: NOW) -> Application:
+    def _build(clock: Callable[[], datetime] = lambda: NOW, **sections: dict) -> Application:
         config = merge(
             base_config(tmp_path, free_port(), sink.port),
             {
                 "database": {"url": store_url, "busy_timeout": 30.0},
                 "acknowledgement": {"max_per_sender_per_hour": 1_000_000},
+                **sections,
             },
         )
         app = Application(parse_settings(config, tmp_path), clock=clock)
@@ -340,9 +341,11 @@ def test_a_chunk_reads_statuses_known_messages_and_ticket_numbers_once(build) ->
     assert highest == (1 if app.store.dialect == "sqlite" else 0)
     assert runs("SELECT nextval(") == 0  # PostgreSQL: in the ticket's INSERT
     # The chunk's thread entries (its messages' and its acks') are one INSERT, their
-    # Message-IDs another, and its messages' outcomes one UPDATE, at the chunk's end.
+    # Message-IDs another, its participants a third, and its messages' outcomes one UPDATE,
+    # at the chunk's end.
     assert runs("INSERT INTO thread_entry") == 1
     assert runs("INSERT INTO message_ref") == 1
+    assert runs("INSERT INTO participant") == 1
     assert runs("UPDATE inbound SET status=") == 1
     with app.store.read() as session:
         finished = session.execute(
@@ -387,6 +390,51 @@ def test_a_chunks_entries_keep_the_threads_order_around_one_written_at_once(buil
     assert [tuple(row) for row in files] == [(thread[2][0], "log.txt")]
     inserts = [s for s in statements if s.startswith("INSERT INTO thread_entry")]
     assert len(inserts) == 3  # the two queued before it (one executemany), its own, the last
+
+
+def test_a_chunks_participants_count_for_the_messages_after_them(build) -> None:
+    """Participants wait for the chunk's end too, yet who may append and who gets a
+    copy follow them from the message that added them: Bob, Cc'd on the question, may
+    reply to it later in the same chunk (he is "already on the ticket"), and the staff
+    relay after that copies him, in the order he joined."""
+    app = build(staff={"addresses": ["sam@example.com"]})
+    question = make_mail(
+        "Printer", sender="alice@customer.example", cc="bob@customer.example", message_id="q@c"
+    )
+    from_bob = make_mail("Re: Printer", sender="bob@customer.example", in_reply_to="q@c")
+    from_sam = make_mail(
+        "Re: Printer", sender="sam@example.com", cc="dave@partner.example", in_reply_to="q@c"
+    )
+    app.worker.max_lock_hold = 60.0  # one chunk, even on a slow machine
+    [ids] = store_copies(app, [question, from_bob, from_sam], 1)
+
+    with statements_of(app.store) as statements:
+        outcomes = app.worker.process_batch()
+
+    # Bob's reply carries no reply token: only being on the ticket lets it in.
+    assert [(o.outcome, o.ticket_ref) for o in outcomes] == [
+        ("created", "SUP-1001"), ("appended", "SUP-1001"), ("appended", "SUP-1001"),
+    ]  # fmt: skip
+    with app.store.read() as session:
+        relays = session.execute(
+            select(OutboxMessage.recipient, OutboxMessage.payload).where(
+                OutboxMessage.kind == "relay"
+            )
+        ).all()
+        joined = session.execute(text("SELECT address FROM participant ORDER BY id")).scalars()
+        assert list(joined) == [
+            "alice@customer.example", "bob@customer.example", "sam@example.com",
+            "dave@partner.example",
+        ]  # fmt: skip
+    [(recipient, payload)] = relays
+    relayed = message_from_bytes(payload, policy=default)
+    assert recipient == "alice@customer.example"
+    assert relayed["Cc"] == "bob@customer.example"
+    # The relay's copies wrote the ones queued so far (Sam's and Dave's too: his reply
+    # records them before it relays), leaving none for the chunk's end.
+    inserts = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO participant")]
+    relay = max(i for i, s in enumerate(statements) if s.startswith("INSERT INTO outbox"))
+    assert len(inserts) == 1 and inserts[0] < relay
 
 
 def test_a_reply_touches_its_ticket_in_the_statement_that_locks_it(build) -> None:
