@@ -97,7 +97,7 @@ def normalized(text: str) -> str:
     library's patterns, in a fraction of the time.  Tested to stay equal to it."""
     from mailparser_reply.constants import OUTLOOK_MAIL_SEPARATOR
 
-    text = "\n".join(line.strip() for line in text.replace("\r\n", "\n").split("\n"))
+    text = "\n".join([line.strip() for line in text.replace("\r\n", "\n").split("\n")])
     if _OUTLOOK_SEPARATOR_HINT.search(text) is None:
         return text
     separator = f"([^\n]){OUTLOOK_MAIL_SEPARATOR}"
@@ -222,15 +222,16 @@ def _original_lines(text: str, wanted: str) -> str | None:
     changed a line), in which case the caller uses the library's text as it is.
     """
     original = text.replace("\r\n", "\n").split("\n")
-    targets = [line.strip() for line in wanted.split("\n") if line.strip()]
+    stripped = [line.strip() for line in original]
+    targets = [line for line in (line.strip() for line in wanted.split("\n")) if line]
     if not targets:
         return None
     positions: list[int] = []
     index = 0
     for target in targets:
-        while index < len(original) and original[index].strip() != target:
-            index += 1
-        if index == len(original):
+        try:
+            index = stripped.index(target, index)  # the next line that is the target
+        except ValueError:
             return None
         positions.append(index)
         index += 1
@@ -269,6 +270,8 @@ def _trim_quoted_blocks(body: str) -> str:
     hat X <x@example.com> geschrieben:").  Interleaved answers keep their quotes: there
     the quoted questions are the context of the answers.
     """
+    if ">" not in body:
+        return body  # no quoted line
     lines = body.split("\n")
     quoted = [i for i, line in enumerate(lines) if _is_quoted(line)]
     if not quoted:
