@@ -1,7 +1,7 @@
 """The import's prepare pool: pieces come back in mailbox order, whoever prepared them.
 
 Real pool processes (fork).  The pool is made slow on purpose, so the importing process
-prepares pieces itself (``PreparePool._pieces``); the order must not change for it.
+prepares pieces itself (``_PiecesInOrder``); the order must not change for it.
 """
 
 from __future__ import annotations
@@ -73,3 +73,21 @@ def test_the_handover_folder_goes_when_the_import_fails(
         for _chunk in pool.prepared(iter([raws])):
             raise RuntimeError("database went away")
     assert not list(tmp_path.glob("mailbot-import-*"))
+
+
+def test_the_pool_starts_on_the_mailbox_before_the_first_chunk_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``prepared`` hands the first pieces over at once: the pool parses while the
+    importing process opens the database, before it asks for the first chunk."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    raws = [make_mail(f"Message {n}") for n in range(10)]
+    with PreparePool(1, Limits(), ThreadSettings()) as pool:
+        [handover] = tmp_path.glob("mailbot-import-*")
+        chunks = pool.prepared(iter([raws]))
+        deadline = time.monotonic() + 30
+        while not list(handover.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(handover.iterdir()), "the pool prepared nothing before it was asked"
+        [(chunk, prepared)] = list(chunks)
+    assert chunk == raws and len(prepared) == len(raws)
