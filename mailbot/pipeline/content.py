@@ -223,7 +223,7 @@ def _original_lines(text: str, wanted: str) -> str | None:
     """
     original = text.replace("\r\n", "\n").split("\n")
     stripped = [line.strip() for line in original]
-    targets = [line for line in (line.strip() for line in wanted.split("\n")) if line]
+    targets = [target for target in map(str.strip, wanted.split("\n")) if target]
     if not targets:
         return None
     positions: list[int] = []

@@ -188,8 +188,8 @@ class ChunkFacts:
         self._participants_added.update((row["ticket_id"], row["address"]) for row in rows)
 
     def added_participant(self, ticket_id: int, address: str) -> bool:
-        """Whether this chunk made ``address`` (as stored) a participant of the ticket:
-        the ones already written are the database's to answer."""
+        """Whether this chunk made ``address`` (as stored) a participant of the ticket.
+        No means only "not this chunk": the caller then asks the database."""
         return (ticket_id, address) in self._participants_added
 
     def knows_acks_to(self, address: str, since: datetime) -> bool:
