@@ -70,6 +70,7 @@ class Outcome:
     source: str = ""
     severity: str | None = None  # of a created ticket (metrics: tickets created by severity)
     received_at: datetime | None = None  # when the raw message was stored (latency metrics)
+    queued: int = 0  # outgoing mail (outbox rows) the decision queued
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,9 @@ class Worker:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.log = log or logging.getLogger("mailbot.worker")
-        # Called after each commit of a batch's chunk (with its size), before the batch
-        # ends: the daemon wakes the sender then, not only when the whole batch is done.
+        # Called after each commit that queued outgoing mail (with how many rows), before
+        # the batch ends: the daemon wakes the sender then, and only then (a reply or an
+        # automatic message, a third of the mail, queues nothing to send).
         self.on_commit: Callable[[int], None] | None = None
         # Called with the ids of each claimed batch (a worker process tells the daemon,
         # which releases them at once if the process dies with them).
@@ -293,9 +295,10 @@ class Worker:
                 write_chunk_end(session, facts)
         except Exception:
             # A message failed, or the chunk could not commit: one at a time instead.
-            return [self._decide_and_apply(row, mail) for row, mail in taken]
-        if self.on_commit is not None:
-            self.on_commit(len(taken))
+            redone = [self._decide_and_apply(row, mail) for row, mail in taken]
+            self._committed(sum(outcome.queued for outcome in redone))
+            return redone
+        self._committed(sum(len(result[0].outbox_ids) for result in results if result))
         outcomes = []
         for (row, mail), result in zip(taken, results, strict=True):
             assert row.id is not None
@@ -304,6 +307,10 @@ class Worker:
             else:
                 outcomes.append(self._logged(row, mail, *result))
         return outcomes
+
+    def _committed(self, queued: int) -> None:
+        if queued and self.on_commit is not None:
+            self.on_commit(queued)
 
     def _decide_and_apply(self, row: InboundMessage, mail: InboundMail) -> Outcome:
         assert row.id is not None
@@ -335,6 +342,7 @@ class Worker:
             row.source,
             severity,
             row.received_at,
+            len(applied.outbox_ids),
         )
         self.log.info(
             "%s message %s <%s> %s %s: %s",

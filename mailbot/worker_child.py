@@ -45,7 +45,7 @@ def serve(conn: Connection) -> None:
     signal.signal(signal.SIGHUP, lambda *_: (reopen_log_files(), parts.renderer.reload()))
     worker = parts.worker
     worker.on_claimed = lambda ids: conn.send(("claimed", ids))
-    worker.on_commit = lambda count: conn.send(("progress", count))
+    worker.on_commit = lambda queued: conn.send(("progress", queued))
     conn.send(("ready", name))
     try:
         while True:

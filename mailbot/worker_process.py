@@ -7,7 +7,8 @@ therefore runs its worker in a child process (``[worker] processes = 1``, the de
 
 The parent keeps its loop as it was: each round asks the child for one batch
 (``process_batch``) and gets the outcomes back, for metrics; the child reports each
-commit as it happens ("progress"), so the sender is woken before the batch ends.
+commit that queued outgoing mail as it happens ("progress"), so the sender is woken
+before the batch ends, and not for mail that queued nothing.
 
 The child (mailbot/worker_child.py) ignores SIGINT/SIGTERM (the parent stops it after
 the batch in hand) and ends when its socket to the parent closes, which the kernel does
@@ -75,7 +76,7 @@ class WorkerProcess:
         self.settings = settings
         self.name = name
         self.log = log
-        self.on_progress = on_progress  # part of a batch committed (wake the sender)
+        self.on_progress = on_progress  # a commit queued outgoing mail (wake the sender)
         self.on_lost = on_lost  # the child died holding these claimed messages
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
