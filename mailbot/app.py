@@ -238,7 +238,6 @@ class Application:
 
     async def _worker_loop(self) -> None:
         interval = self.settings.worker.poll_interval
-        batch_size = self.settings.worker.batch_size
         while not self._stopping.is_set():
             try:
                 outcomes = await asyncio.to_thread(self._process_batch)
@@ -252,8 +251,8 @@ class Application:
             self._pacer.processed(len(outcomes))
             # A batch that was not full emptied the queue: the next claim waits for news
             # (a stored message, IMAP) instead of finding nothing (a transaction and, with
-            # a worker process, a round trip to it: about 1 ms of CPU per message).
-            if len(outcomes) < batch_size:
+            # a worker process, a round trip to it).
+            if len(outcomes) < self.worker.batch_size:
                 await self._wait(self._inbound_ready, interval)
 
     async def _sender_loop(self) -> None:
