@@ -1,8 +1,7 @@
 """The daemon's worker and sender loops (``Application.run``, in this process) over a real
 SMTP listener and relay: after a batch that emptied its queue the worker waits for news
-instead of claiming again at once, the sender is woken only by commits that queued mail,
-and acknowledgements go out over one relay connection while it has been idle less than
-``KEEP_IDLE_CONNECTION``."""
+instead of claiming again at once, and the sender is woken only by commits that queued
+mail."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from support.servers import Sink, free_port, wait_for_port
 
 from mailbot.app import Application
 from mailbot.config import parse_settings
-from mailbot.outbound import sender as sender_module
 from mailbot.outbound.sender import MARK_WITHIN
 
 pytestmark = pytest.mark.integration
@@ -62,10 +60,10 @@ def _run_daemon(app: Application, client: Callable[[], None]) -> None:
     asyncio.run(main())
 
 
-def _app(tmp_path: Path, sink: Sink, sender_poll: float = POLL) -> Application:
+def _app(tmp_path: Path, sink: Sink) -> Application:
     overrides = {
         "worker": {"processes": 0, "poll_interval": POLL},
-        "outbound": {"poll_interval": sender_poll},
+        "outbound": {"poll_interval": POLL},
     }
     config = merge(base_config(tmp_path, free_port(), sink.port), overrides)
     return Application(parse_settings(config, tmp_path))
@@ -105,19 +103,6 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
-def _noting_relay_sessions(sink: Sink) -> list[tuple[str, int]]:
-    """The client address of each message the relay receives (one per SMTP session)."""
-    sessions: list[tuple[str, int]] = []
-    handle_data = sink.handler.handle_DATA
-
-    async def noting_peer(server, session, envelope):  # type: ignore[no-untyped-def]
-        sessions.append(session.peer)
-        return await handle_data(server, session, envelope)
-
-    sink.handler.handle_DATA = noting_peer  # type: ignore[method-assign]
-    return sessions
-
-
 def test_a_batch_that_emptied_the_queue_is_not_followed_by_an_empty_claim(
     tmp_path: Path, sink: Sink
 ) -> None:
@@ -155,21 +140,3 @@ def test_the_sender_is_woken_by_commits_that_queued_mail_and_not_by_others(
     # nothing to send and nothing to mark.
     assert [sent for _, sent in calls if sent] == [1] * MESSAGES
     assert (False, 0) not in calls[1:-1]
-
-
-@pytest.mark.parametrize("keep", [True, False])
-def test_a_relay_connection_outlives_idle_polls_until_it_has_been_idle_a_while(
-    tmp_path: Path, sink: Sink, monkeypatch: pytest.MonkeyPatch, keep: bool
-) -> None:
-    if not keep:
-        monkeypatch.setattr(sender_module, "KEEP_IDLE_CONNECTION", 0.0)
-    app = _app(tmp_path, sink, sender_poll=0.05)
-    sends = Calls(app.sender.send_due)
-    app.sender.send_due = sends  # type: ignore[method-assign]
-    sessions = _noting_relay_sessions(sink)
-    _run_daemon(app, _one_at_a_time(app, sink, replies=False, pause=0.3))
-    assert len(sessions) == MESSAGES
-    assert sends.results.count(0) >= MESSAGES  # polls in the pauses found nothing ...
-    # ... and kept the connection (1.2 s in all, within KEEP_IDLE_CONNECTION), or,
-    # without the keeping, closed it: one connection per acknowledgement.
-    assert len(set(sessions)) == (1 if keep else MESSAGES)
