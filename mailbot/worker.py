@@ -295,10 +295,7 @@ class Worker:
                 write_chunk_end(session, facts)
         except Exception:
             # A message failed, or the chunk could not commit: one at a time instead.
-            redone = [self._decide_and_apply(row, mail) for row, mail in taken]
-            self._committed(sum(outcome.queued for outcome in redone))
-            return redone
-        self._committed(sum(len(result[0].outbox_ids) for result in results if result))
+            return self._committed([self._decide_and_apply(row, mail) for row, mail in taken])
         outcomes = []
         for (row, mail), result in zip(taken, results, strict=True):
             assert row.id is not None
@@ -306,11 +303,14 @@ class Worker:
                 outcomes.append(Outcome(row.id, "skipped", detail="processed elsewhere"))
             else:
                 outcomes.append(self._logged(row, mail, *result))
-        return outcomes
+        return self._committed(outcomes)
 
-    def _committed(self, queued: int) -> None:
+    def _committed(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """``outcomes`` of a commit, after telling ``on_commit`` of the mail they queued."""
+        queued = sum(outcome.queued for outcome in outcomes)
         if queued and self.on_commit is not None:
             self.on_commit(queued)
+        return outcomes
 
     def _decide_and_apply(self, row: InboundMessage, mail: InboundMail) -> Outcome:
         assert row.id is not None
