@@ -107,11 +107,16 @@ class Sender:
         """
         if not self._orphans_marked:
             self._mark_orphans()
-        # A durable commit: the worker's lazy commits that made these rows are on disk
-        # too before anything is sent (mailbot/store/db.py), so no acknowledgement names
-        # a ticket a power loss could take back.  Without deliveries to mark, the claim
-        # is one statement (PostgreSQL: one round trip).
-        with self.store.transaction(single_statement=not self._delivered) as session:
+        # The worker's lazy commits that made these rows must be on disk before anything
+        # is sent (mailbot/store/db.py), so that no acknowledgement names a ticket a power
+        # loss could take back.  On SQLite the claim commits lazily and the log is synced
+        # once the write lock is free again (the listener's next 250 does not wait behind
+        # this sync); elsewhere the claim's commit is durable.  Without deliveries to
+        # mark, the claim is one statement (PostgreSQL: one round trip).
+        sync_after = self.store.syncs_apart
+        with self.store.transaction(
+            durable=not sync_after, single_statement=not self._delivered
+        ) as session:
             marked = self._take_delivered(session)
             claimed = claim_outbox_numbered(
                 session, self.clock(), self.lease_seconds, self.batch_size
@@ -126,6 +131,8 @@ class Sender:
         if not rows:
             self.close()  # idle: let the relay connection go
             return 0
+        if sync_after:
+            self.store.sync()
         unavailable: dict[str, str] = {}  # channel -> why; the rest of its rows wait
         try:
             for row in rows:

@@ -13,6 +13,11 @@ operating-system crash can take back such a commit, and then the message is proc
 again or the acknowledgement sent again with its same Message-ID.  The next durable
 commit (the next message received) makes everything before it durable too.
 
+Where a commit must be durable before something happens (the 250 for a received
+message, an acknowledgement going out), SQLite commits lazily all the same and the
+caller syncs the write-ahead log afterwards (``sync``): the same guarantee, but the
+write lock, which every writer of every process queues for, is not held for the disk.
+
 Lazy transactions run on a pool of their own whose connections are set lazy once, when
 they connect: no statement per transaction to switch, and no connection whose setting a
 rolled-back ``SET`` could leave other than it seems.
@@ -26,6 +31,7 @@ in use fails its transaction, which the caller retries (a 451, a retry later).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -40,7 +46,7 @@ from sqlmodel import Session, create_engine
 
 from mailbot.store import models  # noqa: F401  (registers the tables)
 from mailbot.store.schema import ensure_schema
-from mailbot.store.writer_lock import WriterLock, lock_path
+from mailbot.store.writer_lock import WriterLock, database_file, lock_path
 
 READONLY_OPTION = "mailbot_readonly"
 
@@ -198,6 +204,9 @@ class Store:
         self._write_lock: WriterLock | None = (
             WriterLock(lock_path(engine.url.database)) if engine.dialect.name == "sqlite" else None
         )
+        # SQLite's write-ahead log, once known to be in use (see ``syncs_apart``).
+        self._wal: Path | None = None
+        self._wal_checked = False
 
     @classmethod
     def open(
@@ -256,6 +265,42 @@ class Store:
             session.begin(),
         ):
             yield session
+
+    @property
+    def syncs_apart(self) -> bool:
+        """Whether lazy commits can be made durable afterwards (``sync``), with no write
+        lock held: SQLite in WAL mode on a file.  Elsewhere a durable commit does it."""
+        if not self._wal_checked:
+            database = database_file(self.engine.url.database)
+            if self.dialect == "sqlite" and database is not None:
+                with self.read() as session:
+                    pragma = session.connection().exec_driver_sql("PRAGMA journal_mode")
+                    mode = pragma.scalar()
+                if str(mode).lower() == "wal":
+                    self._wal = Path(f"{database}-wal")
+            self._wal_checked = True
+        return self._wal is not None
+
+    def sync(self) -> None:
+        """Make every commit so far durable, lazy ones included (where ``syncs_apart``).
+
+        An fdatasync of SQLite's write-ahead log, which holds the commits of every
+        connection and process: writers go on meanwhile, where a durable commit would
+        hold the write lock for its sync.  A checkpoint syncs the log before it copies
+        the log into the database (and the database after), so a log restarted or
+        removed since holds nothing left to sync.
+        """
+        if not self.syncs_apart:
+            return
+        assert self._wal is not None
+        try:
+            fd = os.open(self._wal, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:  # removed by the last connection to close, synced then
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
     def writers_waiting(self) -> bool:
         """Whether another writer waits for SQLite's write lock (always False elsewhere):

@@ -5,7 +5,6 @@ mail."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.daemon import base_config, merge
+from support.daemon import base_config, merge, run_here
 from support.mail import make_mail, send
 from support.servers import Sink, free_port, wait_for_port
 
@@ -41,23 +40,6 @@ class Calls:
         with self._lock:
             self.results.append(result)
         return result
-
-
-def _run_daemon(app: Application, client: Callable[[], None]) -> None:
-    """Run the daemon here until ``client`` (run in a thread) returns."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        daemon = asyncio.create_task(app.run(ready=lambda: loop.call_soon(ready.set)))
-        await ready.wait()
-        try:
-            await asyncio.to_thread(client)
-        finally:
-            app.request_stop()
-            await daemon
-
-    asyncio.run(main())
 
 
 def _app(tmp_path: Path, sink: Sink) -> Application:
@@ -109,7 +91,7 @@ def test_a_batch_that_emptied_the_queue_is_not_followed_by_an_empty_claim(
     app = _app(tmp_path, sink)
     batches = Calls(app._process_batch)
     app._process_batch = batches  # type: ignore[method-assign]
-    _run_daemon(app, _one_at_a_time(app, sink, replies=False))
+    run_here(app, _one_at_a_time(app, sink, replies=False))
     sizes = [len(outcomes) for outcomes in batches.results]
     assert [o.outcome for r in batches.results for o in r] == ["created"] * MESSAGES
     # One claim per stored message, each finding it; none right after a batch (the
@@ -133,7 +115,7 @@ def test_the_sender_is_woken_by_commits_that_queued_mail_and_not_by_others(
 
     sender.send_due = noting_send_due  # type: ignore[method-assign]
     # The pause: each acknowledgement is marked sent before the reply after it comes.
-    _run_daemon(app, _one_at_a_time(app, sink, replies=True, pause=3 * MARK_WITHIN))
+    run_here(app, _one_at_a_time(app, sink, replies=True, pause=3 * MARK_WITHIN))
     assert len(sink.received) == MESSAGES  # the replies are not acknowledged
     # Each acknowledgement was sent by a call of its own; the replies' commits woke
     # nobody: between the daemon's first call and its drain at shutdown, no call had

@@ -1,19 +1,24 @@
-"""Config files for tests and the daemon as a real subprocess."""
+"""Config files for tests, the daemon as a real subprocess, and its loops in this one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.daemon import merge as merge  # re-exported for the tests
 from benchmarks.daemon import to_toml  # one small TOML writer for tests and benchmarks
 from support.servers import free_port, wait_for_port
+
+if TYPE_CHECKING:
+    from mailbot.app import Application
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,3 +117,21 @@ class Daemon:
 
 def new_port() -> int:
     return free_port()
+
+
+def run_here(app: Application, client: Callable[[], None]) -> None:
+    """Run the daemon's loops (``Application.run``) in this process until ``client``,
+    run in a thread meanwhile, returns; then stop it as SIGTERM would."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        ready = asyncio.Event()
+        daemon = asyncio.create_task(app.run(ready=lambda: loop.call_soon(ready.set)))
+        await ready.wait()
+        try:
+            await asyncio.to_thread(client)
+        finally:
+            app.request_stop()
+            await daemon
+
+    asyncio.run(main())
