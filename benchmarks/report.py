@@ -28,6 +28,16 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return node
 
 
+def ceiling_of(results: dict[str, Any]) -> float | None:
+    """The one-connection ceiling the SMTP targets compare with: the higher of its two
+    measurements, at the start of the run and at its end.  On a shared machine the
+    ceiling (two processes answering each other in lockstep) moves with the host more
+    than the daemon does; the higher one is the stricter comparison."""
+    measured = [_get(results, key, "1", "msgs_per_s") for key in ("ceiling", "ceiling_again")]
+    rates = [rate for rate in measured if rate]
+    return max(rates) if rates else None
+
+
 def _why_missing(results: dict[str, Any], *path: str) -> str:
     """The reason recorded on the nearest enclosing phase, or 'not run'."""
     for depth in range(len(path), 0, -1):
@@ -52,7 +62,7 @@ def _target(name: str, phase: Any, value: Any, met: Callable[[Any], bool], shown
 
 def _smtp_targets(results: dict[str, Any], db: str, label: str) -> list[dict]:
     out = []
-    ceiling = _get(results, "ceiling", "1", "msgs_per_s")
+    ceiling = ceiling_of(results)
     for conns in ("1", "8"):
         run = _get(results, db, "smtp", conns)
         rate = _get(run or {}, "processed_per_s")
@@ -197,7 +207,7 @@ def _correct(phase: dict[str, Any]) -> str:
 
 def _smtp_rows(results: dict[str, Any], db: str, label: str) -> list[list[str]]:
     rows = []
-    ceiling = _get(results, "ceiling", "1", "msgs_per_s")
+    ceiling = ceiling_of(results)
     for conns, run in sorted((_get(results, db, "smtp") or {}).items()):
         if "error" in run or "reason" in run:
             rows.append([f"{label} burst", conns, "-", "-", "-", "-", "-", "-", "-", "error"])
@@ -247,21 +257,31 @@ def render(results: dict[str, Any]) -> str:
         "ack backlog", "load", "correct",
     ]  # fmt: skip
     rows = []
-    for conns, run in sorted((results.get("ceiling") or {}).items()):
-        rows.append(
-            [
-                "ceiling: no-op aiosmtpd",
-                conns,
-                _fmt(run["messages"]),
-                _fmt(run["msgs_per_s"]),
-                "-",
-                "-",
-                "100%" if conns == "1" else "-",
-                "-",
-                _load(run),
-                _correct(run),
-            ]
-        )
+    top = ceiling_of(results)
+    measured = [
+        ("ceiling: no-op aiosmtpd", "ceiling"),
+        ("ceiling again, at the end", "ceiling_again"),
+    ]
+    for label, key in measured:
+        for conns, run in sorted((results.get(key) or {}).items()):
+            if "msgs_per_s" not in run:  # the phase failed: its error is in the JSON
+                rows.append([label, conns, "-", "-", "-", "-", "-", "-", "-", "error"])
+                continue
+            chosen = conns == "1" and run["msgs_per_s"] == top
+            rows.append(
+                [
+                    label,
+                    conns,
+                    _fmt(run["messages"]),
+                    _fmt(run["msgs_per_s"]),
+                    "-",
+                    "-",
+                    "100%" if chosen else "-",
+                    "-",
+                    _load(run),
+                    _correct(run),
+                ]
+            )
     rows += _smtp_rows(results, "sqlite", "SQLite")
     rows += _smtp_rows(results, "postgres", "PostgreSQL")
     lines += _table(header, rows)
