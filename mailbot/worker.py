@@ -58,6 +58,7 @@ _PENDING_ROWS = (
 )
 # How long one worker transaction may hold SQLite's write lock before it commits.
 MAX_LOCK_HOLD = 0.025
+HISTORY_PAGES_NOBODY = "no page for mail stored without acknowledgement (an import)"
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,15 @@ class Worker:
         return self._decide_and_apply(row, prepared)
 
     def _policy_for(self, row: InboundMessage) -> Policy:
+        """Mail stored without acknowledgement (``mailbot import`` of a backlog, without
+        ``--ack``) is history: nobody is told of it, and an old Emergency in it pages
+        nobody."""
         if row.send_ack:
             return self.policy
-        return dataclasses.replace(self.policy, acknowledge=False)
+        quiet = dataclasses.replace(
+            self.policy.paging, enabled=False, off_reason=HISTORY_PAGES_NOBODY
+        )
+        return dataclasses.replace(self.policy, acknowledge=False, paging=quiet)
 
     def _apply_in(
         self,

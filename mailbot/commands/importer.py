@@ -98,7 +98,8 @@ def _import(
     seen: set[str] = set()
     interactive = sys.stderr.isatty() and not args.no_progress
     if not args.verbose:  # one line per message would bury the bar and the summary
-        logging.getLogger("mailbot.worker").setLevel(logging.WARNING)
+        for name in ("mailbot.worker", "mailbot.paging"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     with (
         logging_redirect_tqdm() if interactive else contextlib.nullcontext(),
         tqdm(

@@ -27,9 +27,13 @@ class PageLookup(Protocol):
     def pages_caused_since(self, sender: str, seconds: float) -> int: ...
 
 
+PAGING_OFF = "paging is off (no notifier configured)"
+
+
 @dataclass(frozen=True)
 class PagingPolicy:
     enabled: bool = False  # at least one notifier (webhook, on-call mail) configured
+    off_reason: str = PAGING_OFF  # what a ticket's verdict says when not enabled
     allowed_addresses: frozenset[str] = frozenset()
     allowed_domains: frozenset[str] = frozenset()
     max_per_sender_per_hour: int = 3
@@ -69,7 +73,7 @@ def page_verdict(
         return PageVerdict(event=event, status=status, reason=reason, sender=sender)
 
     if not policy.enabled:
-        return verdict(OFF, "paging is off (no notifier configured)")
+        return verdict(OFF, policy.off_reason)
     if not is_staff and not policy.allows(mail.from_address):
         who = mail.from_address or mail.from_header or "unknown sender"
         return verdict(UNAUTHORISED, f"{who} is not allowed to page (paging.allowed_*)")

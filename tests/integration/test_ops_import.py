@@ -73,6 +73,34 @@ def test_maildir_oldest_first_replies_thread_and_ack_on_request(
     assert outbox_count(tmp_path / "mailbot.db") == 1
 
 
+def test_an_old_emergency_in_a_backlog_pages_nobody_unless_acknowledged(
+    make_config, tmp_path: Path
+) -> None:
+    """Without ``--ack`` a backlog is history: an Emergency in it is an Emergency ticket,
+    and on-call is not woken for it; with ``--ack`` it is live mail and pages."""
+    paging = {
+        "paging": {"oncall_address": "oncall@example.com", "allowed_domains": ["old.example"]}
+    }
+    config, _ = make_config(paging)
+    for name, ack in (("history", ()), ("live", ("--ack",))):
+        path = tmp_path / f"{name}.mbox"
+        box = mailbox.mbox(str(path))
+        box.add(make_mail(f"[Emergency] {name}: all down", sender=f"{name}@old.example"))
+        box.flush()
+        box.close()
+        result = run_cli(config, "import", *ack, str(path))
+        assert result.returncode == 0, result.stderr
+        assert "1 created" in result.stdout
+    tickets = {t["subject"]: t for t in cli_json(config, "tickets", "list")}
+    history = cli_json(config, "tickets", "show", tickets["history: all down"]["ref"])
+    live = cli_json(config, "tickets", "show", tickets["live: all down"]["ref"])
+    assert history["severity"] == live["severity"] == "emergency"
+    assert (history["page_status"], live["page_status"]) == ("off", "queued")
+    with sqlite3.connect(tmp_path / "mailbot.db") as conn:
+        kinds = conn.execute("SELECT kind, recipient FROM outbox ORDER BY id").fetchall()
+    assert sorted(kinds) == [("ack", "live@old.example"), ("page", "oncall@example.com")]
+
+
 def test_not_a_mailbox(make_config, tmp_path: Path) -> None:
     config, _ = make_config()
     text = tmp_path / "notes.txt"
