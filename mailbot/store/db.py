@@ -288,7 +288,9 @@ class Store:
         connection and process: writers go on meanwhile, where a durable commit would
         hold the write lock for its sync.  A checkpoint syncs the log before it copies
         the log into the database (and the database after), so a log restarted or
-        removed since holds nothing left to sync.
+        removed since holds nothing left to sync.  The log is opened here and closed
+        again: SQLite keeps POSIX locks on the database and its ``-shm`` file, which a
+        close of another descriptor in this process would drop, but none on the log.
         """
         if not self.syncs_apart:
             return
