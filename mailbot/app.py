@@ -23,7 +23,7 @@ from mailbot.intake.pacing import IntakePacer
 from mailbot.intake.smtp import IntakeHandler, SmtpListener
 from mailbot.logs import reopen_log_files
 from mailbot.ops.service import Ops
-from mailbot.outbound.sender import MARK_WITHIN, RetryPolicy, Sender
+from mailbot.outbound.sender import KEEP_IDLE_CONNECTION, MARK_WITHIN, RetryPolicy, Sender
 from mailbot.outbound.sent_journal import SentJournal
 from mailbot.outbound.transports import MaildirTransport, SmtpTransport, Transport
 from mailbot.outbound.webhook import WebhookTransport
@@ -276,8 +276,11 @@ class Application:
                 attempted = 0
                 await asyncio.sleep(interval)
             if attempted < self.sender.batch_size:  # as the worker: no claim for nothing
-                # Deliveries are marked sent with the next claim, which comes soon.
-                soon = min(interval, MARK_WITHIN) if self.sender.unmarked else interval
+                soon = interval
+                if self.sender.unmarked:  # marked sent with the next claim: soon
+                    soon = min(soon, MARK_WITHIN)
+                elif self.sender.holds_connection:  # closed by a call once idle a while
+                    soon = min(soon, KEEP_IDLE_CONNECTION)
                 await self._wait(self._outbox_ready, soon)
 
     async def _reminder_loop(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,14 @@ from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store.db import Store
 from mailbot.store.models import OutboxMessage
 from mailbot.store.repo import claim_outbox_numbered, mark_outbox, mark_outbox_sent
+
+# Seconds a relay connection stays open after the last delivery.  Acknowledgements come
+# with gaps (replies and automatic mail queue none): closing the connection whenever a
+# wake-up found nothing to send made most of them a new SMTP session (connect, EHLO, and
+# STARTTLS and AUTH where the relay asks for them).  Postfix keeps an idle connection 2 s
+# (smtp_connection_cache_time_limit); an older one is asked with NOOP before reuse
+# (transports.py).
+KEEP_IDLE_CONNECTION = 2.0
 
 # Seconds within which deliveries are marked sent when no new mail is queued meanwhile
 # (whose claim would mark them): the outbox then shows them sent soon after.
@@ -96,6 +105,7 @@ class Sender:
         # Relay connections stay open while there is work, so a burst of acknowledgements
         # is one SMTP session, not one per batch.  Only the sender thread touches this.
         self._open: dict[str, Transport] = {}
+        self._last_busy = 0.0  # time.monotonic() of the last batch with rows
 
     def send_due(self) -> int:
         """Deliver what is due now; returns how many rows were attempted.
@@ -129,8 +139,10 @@ class Sender:
         }
         self._marked(marked)
         if not rows:
-            self.close()  # idle: let the relay connection go
+            if time.monotonic() - self._last_busy >= KEEP_IDLE_CONNECTION:
+                self.close()  # idle a while: let the relay connection go
             return 0
+        self._last_busy = time.monotonic()
         if sync_after:
             self.store.sync()
         unavailable: dict[str, str] = {}  # channel -> why; the rest of its rows wait
@@ -149,6 +161,11 @@ class Sender:
                 self._mark_delivered()
             raise
         return len(rows)
+
+    @property
+    def holds_connection(self) -> bool:
+        """Whether a relay connection is open (closed by a call once idle a while)."""
+        return bool(self._open)
 
     @property
     def unmarked(self) -> bool:

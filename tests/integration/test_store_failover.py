@@ -3,12 +3,15 @@
 One daemon reads the mailbox and runs the reminder sweep (each the holder of an
 advisory lock); kill -9 it, and the other takes both over within 30 seconds.  Mail
 appended meanwhile, and any message the dead one had stored but not yet moved, is
-ticketed exactly once.
+ticketed exactly once, and every ticket's acknowledgement arrives: once, or, for the one
+the dead daemon may have had in flight (delivered, not yet marked sent), twice with its
+same Message-ID, which is what the README promises on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from sqlalchemy import Engine, text
 from support.cluster import counter, start_daemon
 from support.daemon import Daemon
 from support.dovecot import PASSWORD, PASSWORD_ENV, Dovecot, imap_section
-from support.mail import make_mail
+from support.mail import make_mail, message_id_of
 from support.servers import Sink
 
 from mailbot.store.db import Store
@@ -37,6 +40,11 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, *proc
             raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
         time.sleep(0.05)
     return value
+
+
+def acknowledged(sink: Sink) -> Counter[str]:
+    """Deliveries at the relay by Message-ID."""
+    return Counter(message_id_of(received.raw) for received in sink.received)
 
 
 def holders(engine: Engine, name: str) -> list[int]:
@@ -104,7 +112,7 @@ def test_the_imap_leader_dies_and_the_other_daemon_takes_over(
             "50 tickets and an empty INBOX",
             follower,
         )
-        wait_until(lambda: len(sink.received) >= 50, 60, "50 acknowledgements", follower)
+        wait_until(lambda: len(acknowledged(sink)) >= 50, 60, "50 acknowledgements", follower)
         assert holders(store.engine, mailbox) not in ([], imap_holder)
         assert len(holders(store.engine, "reminders")) == 1
         assert follower.stop() == 0
@@ -121,4 +129,11 @@ def test_the_imap_leader_dies_and_the_other_daemon_takes_over(
     assert count("SELECT count(*) FROM inbound") == 50
     assert count("SELECT count(*) FROM outbox WHERE kind = 'ack'") == 50
     assert dovecot.count(PROCESSED) == 50
-    assert len(sink.received) == 50
+    delivered = acknowledged(sink)
+    assert len(delivered) == 50
+    # A SIGKILL between the relay's 250 and the "sent" mark (each delivery is marked at
+    # once on PostgreSQL) leaves one delivery unmarked; the other daemon sends it again
+    # after the lease, with the same Message-ID.  Never more than that one.
+    resent = sum(delivered.values()) - len(delivered)
+    print(f"acknowledgements delivered again after the kill: {resent}")
+    assert resent <= 1, delivered
