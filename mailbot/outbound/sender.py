@@ -103,9 +103,9 @@ class Sender:
         self.lease_seconds = lease_seconds
         self.log = log or logging.getLogger("mailbot.sender")
         # Relay connections stay open while there is work, so a burst of acknowledgements
-        # is one SMTP session, not one per batch.  Only the sender thread touches this.
+        # is one SMTP session, not one per batch.  Only the sender thread changes this.
         self._open: dict[str, Transport] = {}
-        self._last_busy = 0.0  # time.monotonic() of the last batch with rows
+        self._last_busy = 0.0  # time.monotonic() at the end of the last batch with rows
 
     def send_due(self) -> int:
         """Deliver what is due now; returns how many rows were attempted.
@@ -142,7 +142,6 @@ class Sender:
             if time.monotonic() - self._last_busy >= KEEP_IDLE_CONNECTION:
                 self.close()  # idle a while: let the relay connection go
             return 0
-        self._last_busy = time.monotonic()
         if sync_after:
             self.store.sync()
         unavailable: dict[str, str] = {}  # channel -> why; the rest of its rows wait
@@ -160,6 +159,7 @@ class Sender:
             with contextlib.suppress(Exception):  # the journal keeps them if this fails
                 self._mark_delivered()
             raise
+        self._last_busy = time.monotonic()
         return len(rows)
 
     @property

@@ -27,13 +27,10 @@ class PageLookup(Protocol):
     def pages_caused_since(self, sender: str, seconds: float) -> int: ...
 
 
-PAGING_OFF = "paging is off (no notifier configured)"
-
-
 @dataclass(frozen=True)
 class PagingPolicy:
     enabled: bool = False  # at least one notifier (webhook, on-call mail) configured
-    off_reason: str = PAGING_OFF  # what a ticket's verdict says when not enabled
+    off_reason: str = "paging is off (no notifier configured)"  # the verdict's reason then
     allowed_addresses: frozenset[str] = frozenset()
     allowed_domains: frozenset[str] = frozenset()
     max_per_sender_per_hour: int = 3
