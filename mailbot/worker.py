@@ -127,6 +127,9 @@ class Worker:
             own_addresses=policy.own_addresses, staff=policy.staff
         )
         self.policy = policy
+        # ``_policy_for`` mail stored without acknowledgement: (made from, policy), made
+        # once rather than per message of an import.
+        self._history_policy: tuple[Policy | None, Policy] = (None, policy)
         self.prefix = prefix
         self.build_ack = build_ack
         self.clock = clock
@@ -219,10 +222,14 @@ class Worker:
         nobody."""
         if row.send_ack:
             return self.policy
-        quiet = dataclasses.replace(
-            self.policy.paging, enabled=False, off_reason=HISTORY_PAGES_NOBODY
-        )
-        return dataclasses.replace(self.policy, acknowledge=False, paging=quiet)
+        made_from, history = self._history_policy
+        if made_from is not self.policy:  # first use, or the policy was replaced since
+            quiet = dataclasses.replace(
+                self.policy.paging, enabled=False, off_reason=HISTORY_PAGES_NOBODY
+            )
+            history = dataclasses.replace(self.policy, acknowledge=False, paging=quiet)
+            self._history_policy = (self.policy, history)
+        return history
 
     def _apply_in(
         self,
