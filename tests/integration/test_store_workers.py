@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from corpus.builders import dsn
@@ -528,6 +529,22 @@ def test_a_chunk_counts_its_own_acknowledgements_against_the_per_sender_limit(bu
     assert [outcomes[i].outcome for i in ids] == ["created"] * 4
     assert count(app.store, OutboxMessage, OutboxMessage.kind == "ack") == 3
     assert "per-sender limit reached (3 in the last hour)" in outcomes[ids[2]].detail
+
+
+def test_mail_stored_without_acknowledgement_is_decided_by_the_current_policy_quieted(
+    build,
+) -> None:
+    """An import's rows (no acknowledgement) get the worker's policy with acknowledgements
+    and paging off: made once, and made again when the policy is replaced."""
+    worker = build().worker
+    history = SimpleNamespace(send_ack=False)
+    quiet = worker._policy_for(history)  # type: ignore[arg-type]
+    assert (quiet.acknowledge, quiet.paging.enabled) == (False, False)
+    assert worker._policy_for(history) is quiet  # type: ignore[arg-type]
+    worker.policy = dataclasses.replace(worker.policy, max_acks_per_sender_per_hour=3)
+    again = worker._policy_for(history)  # type: ignore[arg-type]
+    assert (again.max_acks_per_sender_per_hour, again.acknowledge) == (3, False)
+    assert worker._policy_for(SimpleNamespace(send_ack=True)) is worker.policy  # type: ignore[arg-type]
 
 
 def test_a_bounce_early_in_a_chunk_suppresses_acknowledgements_later_in_it(build) -> None:
