@@ -15,6 +15,7 @@ Exit status: 0 when every run was correct, 1 when one was not (or failed), 2 wit
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -108,6 +109,17 @@ def guarded(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         detail = "".join(traceback.format_exception_only(exc)).strip()
         print(f"... {name} failed: {detail}", file=sys.stderr, flush=True)
         return {"status": "error", "error": detail, "correct": False}
+
+
+def _byte_compiled() -> str:
+    """Compile the package's bytecode first, as ``pip install`` does.
+
+    Otherwise, where ``PYTHONDONTWRITEBYTECODE`` is set (as on these machines) or the
+    tree is read-only, every process the benchmark starts compiles mailbot from source
+    at its start: a quarter of a second of the import's ten.
+    """
+    ok = compileall.compile_dir(REPO / "mailbot", quiet=1)
+    return "compiled" if ok else "not compiled (see compileall's errors)"
 
 
 def _git_revision() -> str:
@@ -215,6 +227,7 @@ class Bench:
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "revision": _git_revision(),
+                "bytecode": _byte_compiled(),
                 "load_start": loadavg(),
                 "cpu_pressure_start": cpu_pressure(),
                 "ack_note": f"the daemon runs with acknowledgement.max_per_sender_per_hour = "

@@ -247,7 +247,8 @@ def render(results: dict[str, Any]) -> str:
         f"load at start {' '.join(f'{v:.2f}' for v in meta['load_start'])}, "
         f"at end {' '.join(f'{v:.2f}' for v in meta.get('load_end', []))}; "
         f"CPU pressure (PSI some avg10) {meta.get('cpu_pressure_start')}% at start, "
-        f"{meta.get('cpu_pressure_end')}% at end; rev {meta['revision']})",
+        f"{meta.get('cpu_pressure_end')}% at end; rev {meta['revision']}; "
+        f"bytecode {meta.get('bytecode', 'unknown')})",
         f"workload per burst: {_workload_line(results.get('workload') or {})}",
         f"note: {meta['ack_note']}",
         "",

@@ -23,6 +23,7 @@ from mailbot.pipeline.security import QuarantineMessage
 from mailbot.pipeline.threading_rules import format_reference
 from mailbot.store import apply_service, threads
 from mailbot.store.apply_service import DueTimes, PageBuilder
+from mailbot.store.direct import direct, direct_insert
 from mailbot.store.models import (
     Attachment,
     AttachmentBlob,
@@ -61,8 +62,6 @@ _FINISH_INBOUND = (
 )
 
 
-_INSERT_ATTACHMENT = Attachment.__table__.insert()  # type: ignore[attr-defined]
-_INSERT_ENTRY = ThreadEntry.__table__.insert()  # type: ignore[attr-defined]
 _TOUCH_TICKET = (
     update(Ticket)
     .where(col(Ticket.id) == bindparam("ticket_id"))
@@ -146,10 +145,11 @@ def _touched_ticket(session: Session, ticket_id: int, now: datetime) -> Ticket |
         if found is not None:
             found.updated_at = now
         return found
-    row = session.connection().execute(_TOUCH_TICKET, {"ticket_id": ticket_id, "now": now}).first()
+    values = {"ticket_id": ticket_id, "now": now}
+    row = direct(_TOUCH_TICKET).execute(session.connection(), values).first()
     if row is None:
         return None
-    ticket = detached_row(Ticket, dict(row._mapping))
+    ticket = detached_row(Ticket, row)
     make_transient_to_detached(ticket)
     session.add(ticket)
     return ticket
@@ -208,7 +208,8 @@ def _add_inbound_entry(
             }
             for item in mail.attachments
         ]
-        session.connection().execute(_INSERT_ATTACHMENT, rows)
+        table = Attachment.__table__  # type: ignore[attr-defined]
+        direct_insert(table, tuple(rows[0])).executemany(session.connection(), rows)
     # A forward names the forwarded conversation, not one with us (pipeline/forwarded.py).
     referenced = () if is_forward(mail.subject) else mail.referenced_ids
     known_ids = [mid for mid in (mail.message_id, *referenced) if mid]
@@ -237,7 +238,8 @@ def _insert_entry(
 
 def _write_entries(session: Session, facts: ChunkFacts) -> None:
     if facts.entries_to_insert:
-        session.connection().execute(_INSERT_ENTRY, facts.entries_to_insert)
+        rows, table = facts.entries_to_insert, ThreadEntry.__table__  # type: ignore[attr-defined]
+        direct_insert(table, tuple(rows[0])).executemany(session.connection(), rows)
         facts.entries_to_insert = []
 
 
@@ -338,7 +340,7 @@ def write_chunk_end(session: Session, facts: ChunkFacts) -> None:
     insert_ignore(session, MessageRef, facts.refs_to_insert)
     threads.write_participants(session, facts)
     if facts.finished_inbound:
-        session.connection().execute(_FINISH_INBOUND, facts.finished_inbound)
+        direct(_FINISH_INBOUND).executemany(session.connection(), facts.finished_inbound)
     facts.refs_to_insert, facts.finished_inbound = [], []
 
 

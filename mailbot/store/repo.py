@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from mailbot.pipeline.severity import Severity
 from mailbot.pipeline.threading_rules import TicketView
+from mailbot.store.direct import direct, direct_insert
 from mailbot.store.models import (
     InboundMessage,
     MessageRef,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # it reads through this module
     from mailbot.store.chunk_facts import ChunkFacts
 
 FIRST_TICKET_NUMBER = 1001
+_IMMUTABLE_DEFAULTS = (type(None), bool, int, float, str, bytes, datetime)
 
 # Statements on the worker's hot path, built once and run on the session's connection
 # with parameters: building a statement and going through the ORM's execute cost five
@@ -102,6 +105,7 @@ _TICKET_VIEW_COLUMNS = (
     Ticket.severity,
     Ticket.requester,
 )
+_HIGHEST_INBOUND_ID = select(func.max(InboundMessage.id))
 _TICKET_VIEW_BY_ID = select(*_TICKET_VIEW_COLUMNS).where(Ticket.id == bindparam("ticket_id"))
 _TICKET_VIEW_BY_NUMBER = select(*_TICKET_VIEW_COLUMNS).where(Ticket.number == bindparam("number"))
 _IS_PARTICIPANT = (
@@ -129,7 +133,8 @@ def insert_ignore(session: Session, model: type[SQLModel], rows: Sequence[dict[s
     table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
     # One statement for any number of rows (executemany), built and compiled once.
-    connection.execute(insert_ignoring_conflicts(connection.dialect.name, table), list(rows))
+    statement = insert_ignoring_conflicts(connection.dialect.name, table)
+    direct(statement, tuple(rows[0])).executemany(connection, rows)
 
 
 def insert_numbered_ticket(
@@ -233,8 +238,19 @@ def enqueue_many(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     if len(rows) == 1:  # the plain INSERT: the ordered many-row form costs more for one
         return [insert_returning_id(session, InboundMessage, rows[0])]
     table = InboundMessage.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # The transaction holds the write lock (BEGIN IMMEDIATE): the ids after the
+        # highest are this INSERT's, given explicitly (SQLite would choose the same), and
+        # the rows go in one executemany.  SQLAlchemy's ordered RETURNING form ran one
+        # INSERT per row here.
+        first = (connection.execute(_HIGHEST_INBOUND_ID).scalar() or 0) + 1
+        ids = list(range(first, first + len(rows)))
+        numbered = [{"id": inbound_id, **row} for inbound_id, row in zip(ids, rows, strict=True)]
+        direct_insert(table, tuple(numbered[0])).executemany(connection, numbered)
+        return ids
     statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    result = session.connection().execute(statement, list(rows))
+    result = connection.execute(statement, list(rows))
     return [int(inbound_id) for inbound_id in result.scalars()]
 
 
@@ -345,16 +361,15 @@ class RepoLookup(SecurityQueries):  # + bounces, suppression, per-ticket cap (st
 
     def _ticket_view(self, query: Select[Any], values: dict[str, int]) -> TicketView | None:
         self.session.flush()  # as an ORM query would: this transaction's changes count
-        row = self.session.connection().execute(query, values).first()
+        row = direct(query).execute(self.session.connection(), values).first()
         if row is None:
             return None
-        ticket_id, number, status, severity, requester = row
         return TicketView(
-            id=ticket_id,
-            number=number,
-            status=status,
-            severity=Severity(severity),
-            requester=requester,
+            id=row["id"],
+            number=row["number"],
+            status=row["status"],
+            severity=Severity(row["severity"]),
+            requester=row["requester"],
         )
 
     def ticket_by_message_ids(self, message_ids: Iterable[str]) -> TicketView | None:
@@ -476,17 +491,29 @@ def detached_row(model: type[RowT], values: dict[str, Any]) -> RowT:
         # registry of mappers (a tenth of this function's cost when it has nothing to do).
         configure_mappers()
     instance = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
-    data = {
-        name: field.get_default(call_default_factory=True)
-        for name, field in model.model_fields.items()
-        if not field.is_required()
-    }
+    plain, made = _defaults(model)
+    data = {**plain, **{name: field.get_default(call_default_factory=True) for name, field in made}}
     data.update(values)
     instance.__dict__.update(data)
     object.__setattr__(instance, "__pydantic_fields_set__", set(values))
     object.__setattr__(instance, "__pydantic_extra__", None)
     object.__setattr__(instance, "__pydantic_private__", None)
     return instance  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _defaults(model: type[SQLModel]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    """The model's defaults that are plain immutable values, read once (per row they
+    were a third of ``detached_row``'s cost), and the fields whose default is made anew
+    for each row (a ``default_factory``, or a value pydantic copies)."""
+    optional = [(name, f) for name, f in model.model_fields.items() if not f.is_required()]
+    plain = {
+        name: f.default
+        for name, f in optional
+        if f.default_factory is None and isinstance(f.default, _IMMUTABLE_DEFAULTS)
+    }
+    made = tuple((name, f) for name, f in optional if name not in plain)
+    return plain, made
 
 
 def insert_returning_id(session: Session, model: type[SQLModel], values: dict[str, Any]) -> int:
@@ -496,8 +523,10 @@ def insert_returning_id(session: Session, model: type[SQLModel], values: dict[st
     which cost as much again as the statement on the worker's hot path.
     """
     table = model.__table__  # type: ignore[attr-defined]
-    result = session.connection().execute(returning_id_insert(table), values)
-    return int(result.scalar_one())
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return direct_insert(table, tuple(values)).execute(connection, values).lastrowid
+    return int(connection.execute(returning_id_insert(table), values).scalar_one())
 
 
 def inbound_status(session: Session, inbound_id: int) -> str | None:
