@@ -43,7 +43,7 @@ class _Compiled:
     keys: tuple[str | None, ...]
     fixed: tuple[Any, ...]
     bind: tuple[Processor, ...]
-    # RETURNING columns: their keys and result processors.
+    # The columns it returns (a SELECT's, or RETURNING): keys and result processors.
     returned: tuple[str, ...]
     result: tuple[Processor, ...]
 
