@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -55,9 +54,6 @@ def import_run(folder: Path, workload: Workload) -> dict[str, Any]:
         return {"status": "not available", "reason": why_not}
     mbox = folder / "backlog.mbox"
     size = write_mbox(mbox, workload)
-    # A backlog is a file already on disk: its write-back would otherwise run while the
-    # import writes (the kernel flushes dirty pages after 30 s here).
-    os.sync()
     load = loadavg()
     started = time.monotonic()
     result = subprocess.run(

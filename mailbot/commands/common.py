@@ -29,12 +29,15 @@ class CommandError(MailbotError):
         self.code = code
 
 
-def open_store(settings: Settings, cache_kib: int = DAEMON_CACHE_KIB) -> Store:
+def open_store(
+    settings: Settings, cache_kib: int = DAEMON_CACHE_KIB, temp_in_memory: bool = False
+) -> Store:
     try:
         return Store.open(
             settings.database_url(),
             busy_timeout=settings.database.busy_timeout,
             cache_kib=cache_kib,
+            temp_in_memory=temp_in_memory,
         )
     except OperationalError as exc:
         raise CommandError(f"cannot open database: {exc.orig}", EX_UNAVAILABLE) from None

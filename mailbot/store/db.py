@@ -77,7 +77,9 @@ def _enable_wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
             time.sleep(0.01)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int, lazy: bool) -> None:
+def _configure_sqlite(
+    engine: Engine, busy_timeout: float, cache_kib: int, lazy: bool, temp_in_memory: bool
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -92,6 +94,9 @@ def _configure_sqlite(engine: Engine, busy_timeout: float, cache_kib: int, lazy:
         # almost every time: a bigger cache holds memory in each process and saves next
         # to no reads.  A bulk import, the only writer, keeps more (see importer.py).
         cursor.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+        if temp_in_memory:
+            # Statement journals in memory, not in temporary files (see importer.py).
+            cursor.execute("PRAGMA temp_store = MEMORY")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -160,7 +165,11 @@ def _ensure_sqlite_directory(url: str) -> None:
 
 
 def make_engine(
-    url: str, busy_timeout: float = 5.0, cache_kib: int = DAEMON_CACHE_KIB, lazy: bool = False
+    url: str,
+    busy_timeout: float = 5.0,
+    cache_kib: int = DAEMON_CACHE_KIB,
+    lazy: bool = False,
+    temp_in_memory: bool = False,
 ) -> Engine:
     """An engine for ``url``; ``lazy``: its commits do not wait for the disk."""
     if url.startswith("sqlite"):
@@ -168,7 +177,7 @@ def make_engine(
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": busy_timeout}
         )
-        _configure_sqlite(engine, busy_timeout, cache_kib, lazy)
+        _configure_sqlite(engine, busy_timeout, cache_kib, lazy, temp_in_memory)
         return engine
     engine = create_engine(_with_lazy_commits(url) if lazy else url)
     _ping_when_idle(engine, IDLE_PING_AFTER)
@@ -216,14 +225,17 @@ class Store:
         create: bool = True,
         check: bool = True,
         cache_kib: int = DAEMON_CACHE_KIB,
+        temp_in_memory: bool = False,
     ) -> Store:
         """Open the store; a database without tables is created at the head revision
         (unless ``create`` is false), one at another revision raises ``SchemaError``
         (unless ``check`` is false: ``mailbot db`` looks at it itself).  ``cache_kib``:
-        SQLite's page cache per connection."""
+        SQLite's page cache per connection; ``temp_in_memory``: its temporary files
+        (statement journals) in memory."""
+        tuning = {"cache_kib": cache_kib, "temp_in_memory": temp_in_memory}
         store = cls(
-            make_engine(url, busy_timeout, cache_kib),
-            make_engine(url, busy_timeout, cache_kib, lazy=True),
+            make_engine(url, busy_timeout, **tuning),
+            make_engine(url, busy_timeout, lazy=True, **tuning),
         )
         if check:
             try:

@@ -94,16 +94,20 @@ def test_writers_waiting_while_another_thread_wants_to_write(store: Store) -> No
 def test_the_page_cache_is_small_for_the_daemon_and_larger_for_an_import(
     tmp_path: Path,
 ) -> None:
-    """Each daemon process keeps 256 KiB per connection; ``mailbot import`` asks for more."""
-    from mailbot.commands.importer import IMPORT_CACHE_KIB
+    """Each daemon process keeps 256 KiB per connection and its temporary files on disk;
+    ``mailbot import`` asks for more cache and keeps its statement journals in memory."""
+    from mailbot.commands.importer import IMPORT_CACHE_KIB, IMPORT_TEMP_IN_MEMORY
 
     url = f"sqlite:///{tmp_path / 'cache.db'}"
-    for store, kib in (
-        (Store.open(url), 256),
-        (Store.open(url, cache_kib=IMPORT_CACHE_KIB), 16384),
+    imported = {"cache_kib": IMPORT_CACHE_KIB, "temp_in_memory": IMPORT_TEMP_IN_MEMORY}
+    for store, kib, temp_store in (
+        (Store.open(url), 256, 0),  # 0: the default (files)
+        (Store.open(url, **imported), 16384, 2),  # 2: memory
     ):
         try:
-            with store.transaction() as session:
-                assert session.execute(text("PRAGMA cache_size")).scalar_one() == -kib
+            for durable in (True, False):
+                with store.transaction(durable=durable) as session:
+                    assert session.execute(text("PRAGMA cache_size")).scalar_one() == -kib
+                    assert session.execute(text("PRAGMA temp_store")).scalar_one() == temp_store
         finally:
             store.dispose()
