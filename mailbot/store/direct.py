@@ -54,6 +54,8 @@ class DirectStatement:
     def __init__(self, statement: ClauseElement, column_keys: Sequence[str] | None = None):
         self.statement = statement
         self._column_keys = list(column_keys) if column_keys is not None else None
+        # Compiled at first use, once per dialect class (every SQLite engine here is made
+        # alike, by mailbot.store.db.make_engine).
         self._compiled: dict[type[Dialect], _Compiled] = {}
 
     def _compile(self, dialect: Dialect) -> _Compiled:
@@ -152,8 +154,8 @@ def _run(connection: Connection, sql: str, parameters: Any, *, many: bool) -> sq
         else:
             cursor.execute(sql, parameters)
     except sqlite3.Error as exc:
-        shown = parameters[:10] if many else parameters
-        raise DBAPIError.instance(sql, shown, exc, sqlite3.Error) from exc
+        # As SQLAlchemy raises it (its message shows the parameters shortened).
+        raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error, ismulti=many) from exc
     if dispatch.after_cursor_execute:
         dispatch.after_cursor_execute(connection, cursor, sql, parameters, None, many)
     return cursor
