@@ -27,7 +27,7 @@ from mailbot.commands.common import (
     EX_OK,
     EX_USAGE,
     CommandError,
-    build_application,
+    build_worker,
     open_store,
 )
 from mailbot.commands.prepare_pool import Prepared, PreparePool, freeze_startup_objects
@@ -39,7 +39,7 @@ from mailbot.store.repo import detached_row, enqueue_many, inbound_values
 from mailbot.thread_setup import thread_settings
 
 if TYPE_CHECKING:
-    from mailbot.app import Application
+    from mailbot.worker import Worker
 
 SOURCE = "import"
 # Messages stored, parsed and applied together: fewer commits and pool round trips than
@@ -78,10 +78,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(
             settings, cache_kib=IMPORT_CACHE_KIB, temp_in_memory=IMPORT_TEMP_IN_MEMORY
         )
-        app = build_application(settings, store)
-        app.worker.max_lock_hold = IMPORT_LOCK_HOLD
+        worker = build_worker(settings, store)
+        worker.max_lock_hold = IMPORT_LOCK_HOLD
         freeze_startup_objects()
-        counts = _import(args, settings, app, total, prepared)
+        counts = _import(args, settings, worker, total, prepared)
     order = ["created", "appended", "ignored", "quarantined", "retry", "already imported"]
     parts = [f"{counts[k]} {'deferred (database busy)' if k == 'retry' else k}" for k in order]
     print(f"imported {total} message(s) from {path}: " + ", ".join(parts))
@@ -95,11 +95,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 def _import(
     args: argparse.Namespace,
     settings: Settings,
-    app: Application,
+    worker: Worker,
     total: int,
     chunks: Iterable[tuple[list[bytes], list[Prepared]]],
 ) -> Counter[str]:
-    store = app.store
+    store = worker.store
     lease = timedelta(seconds=settings.worker.lease_seconds)
     # Here, not at the top: every command, ``run`` too, imports this module.
     from tqdm import tqdm
@@ -152,7 +152,7 @@ def _import(
                 (detached_row(InboundMessage, {"id": inbound_id, **row}), item.mail)
                 for inbound_id, row, (_, item) in zip(ids, values, new, strict=True)
             ]
-            for outcome in app.worker.apply_prepared(rows):  # in order: replies thread
+            for outcome in worker.apply_prepared(rows):  # in order: replies thread
                 counts[outcome.outcome] += 1
             bar.update(len(chunk))
             bar.set_postfix(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import mailbox
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from support.daemon import cli_json, run_cli
+from support.daemon import REPO, cli_json, run_cli
 from support.mail import make_mail, message_id_of
 
 pytestmark = pytest.mark.integration
@@ -159,3 +160,27 @@ def test_jobs_must_not_be_negative(make_config, tmp_path: Path) -> None:
     path.write_bytes(b"From x Mon Mar  3 09:00:00 2025\n" + make_mail("Hi", sender="a@b.example"))
     result = run_cli(config, "import", "--jobs", "-1", str(path))
     assert result.returncode == 64 and "--jobs must be 0 or more" in result.stderr
+
+
+def test_broken_templates_stop_the_import_with_one_line_and_store_nothing(
+    make_config, tmp_path: Path
+) -> None:
+    """The import builds only the worker (not the daemon), with the same report of
+    templates that do not compile: exit 78, one line naming the folder, no traceback."""
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    (templates / "ack" / "default.txt.j2").write_text("Ticket {{ ticket.number }\n")
+    config, _ = make_config({"acknowledgement": {"templates": str(templates)}})
+    path = tmp_path / "backlog.mbox"
+    box = mailbox.mbox(str(path))
+    box.add(make_mail("Old request", sender="customer@old.example"))
+    box.flush()
+    box.close()
+
+    result = run_cli(config, "import", str(path))
+
+    assert result.returncode == 78, result.stderr
+    assert f"templates in {templates}" in result.stderr
+    assert "Traceback" not in result.stderr
+    with sqlite3.connect(tmp_path / "mailbot.db") as db:
+        assert db.execute("SELECT count(*) FROM inbound").fetchone() == (0,)
